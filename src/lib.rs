@@ -1,0 +1,18 @@
+//! creditd: exact, low-latency credit authorization for AI products.
+//!
+//! Rooms: [`model`] (the semantics, pure), [`store`] (memory and Redis behind one trait),
+//! [`api`] (the gRPC services, validation and error mapping), [`telemetry`] (health and
+//! metrics), [`config`] and [`cli`].
+
+pub mod error;
+pub mod model;
+pub mod store;
+
+pub mod proto {
+    //! Code generated from `proto/creditd/v1/*.proto`.
+    tonic::include_proto!("creditd.v1");
+
+    /// The encoded file descriptor set, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("creditd_descriptor");
+}

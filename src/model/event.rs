@@ -1,0 +1,73 @@
+//! Events: every change to an account, in order, with what the ledger needs to book it.
+//!
+//! Each event carries the account's sequence number and a list of moves. A move is a transfer
+//! of `amount` micro-credits of one grant (or of `@overage` / `@debt`) from one bucket to another,
+//! so a double-entry ledger can book it directly. Buckets:
+//! `issued` (outside the account), `available`, `held`, `spent`, `expired`, `voided`,
+//! `overage` (the pay-as-you-go room), `debt` (credits owed) and `debt_paid`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{Micros, Millis};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    pub grant_id: String,
+    pub from: String,
+    pub to: String,
+    pub amount: Micros,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub account_id: String,
+    pub seq: i64,
+    /// `account_created`, `account_updated`, `grant_created`, `grant_expired`, `grant_voided`,
+    /// `period_started`, `reserved`, `captured`, `committed`, `released`, `hold_expired`, `extended`.
+    pub kind: String,
+    pub at: Millis,
+    #[serde(default)]
+    pub reservation_id: String,
+    #[serde(default)]
+    pub subject_id: String,
+    #[serde(default, with = "super::types::pairs")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub moves: Vec<Move>,
+    /// Provider cost of a commit (money micros), for P&L.
+    #[serde(default)]
+    pub cost: Micros,
+    /// The capture id of a partial capture, the grant id of a grant event.
+    #[serde(default)]
+    pub detail: String,
+}
+
+impl Event {
+    pub fn new(account_id: &str, seq: i64, kind: &str, at: Millis) -> Self {
+        Event {
+            account_id: account_id.to_string(),
+            seq,
+            kind: kind.to_string(),
+            at,
+            reservation_id: String::new(),
+            subject_id: String::new(),
+            labels: BTreeMap::new(),
+            moves: Vec::new(),
+            cost: 0,
+            detail: String::new(),
+        }
+    }
+
+    pub fn push(&mut self, grant_id: &str, from: &str, to: &str, amount: Micros) {
+        if amount > 0 {
+            self.moves.push(Move {
+                grant_id: grant_id.to_string(),
+                from: from.to_string(),
+                to: to.to_string(),
+                amount,
+            });
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Where balances live: one trait, two stores side by side.
+//!
+//! - [`memory::MemoryStore`]: the reference model behind a lock, for development and tests.
+//! - [`redis::RedisStore`]: one Lua script per operation on Redis, one round trip per call.
+//!
+//! Every operation first settles the account (new period, expired grants, expired holds) and
+//! appends an event for every change. Inputs reach a store already validated by the API layer.
+
+pub mod memory;
+pub mod redis;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::*;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create_account(&self, req: CreateAccount) -> Result<Account>;
+    async fn get_account(&self, account_id: &str) -> Result<Account>;
+    async fn update_account(&self, req: UpdateAccount) -> Result<Account>;
+    async fn create_grant(&self, req: CreateGrant) -> Result<Grant>;
+    async fn list_grants(&self, account_id: &str) -> Result<Vec<Grant>>;
+    async fn void_grant(&self, account_id: &str, grant_id: &str) -> Result<Grant>;
+
+    async fn quote(&self, req: Quote) -> Result<QuoteOutcome>;
+    async fn reserve(&self, req: Reserve) -> Result<ReserveOutcome>;
+    async fn commit(&self, req: Commit) -> Result<CommitOutcome>;
+    async fn release(&self, account_id: &str, reservation_id: &str) -> Result<ReleaseOutcome>;
+    async fn extend(&self, req: Extend) -> Result<Reservation>;
+    async fn get_reservation(&self, account_id: &str, reservation_id: &str) -> Result<Reservation>;
+    async fn get_balance(&self, account_id: &str) -> Result<Balance>;
+
+    /// Settles the holds that are due on every shard; returns how many accounts were settled.
+    async fn reap(&self) -> Result<usize>;
+    /// Cheap liveness check of the backing store.
+    async fn ping(&self) -> Result<()>;
+    /// The shared clock, in Unix milliseconds.
+    async fn now(&self) -> Result<Millis>;
+    /// Test clock control: move the shared clock forward. Refused unless the store was built
+    /// with a manual clock.
+    async fn advance_clock(&self, millis: i64) -> Result<()>;
+    /// A short name for logs: "memory" or "redis".
+    fn kind(&self) -> &'static str;
+}
+
+/// Which clock a store uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockMode {
+    /// Real time (Redis `TIME` for the Redis store).
+    System,
+    /// Frozen at this time until advanced: for tests and simulations.
+    Manual(Millis),
+}
