@@ -16,3 +16,9 @@ pub mod proto {
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("creditd_descriptor");
 }
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod server;
+pub mod telemetry;

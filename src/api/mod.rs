@@ -1,0 +1,1 @@
+//! The gRPC services. Filled in by the server work.
