@@ -1,80 +1,401 @@
-//! The Redis store: one Lua script per operation (in progress; the interface is final).
+//! The Redis store: one Lua script per operation, one round trip per call.
+//!
+//! Each operation's script is `lib.lua` followed by the operation's own file, loaded by SHA
+//! (EVALSHA; on NOSCRIPT the script is loaded and the call retried once, which `redis::Script`
+//! does). An account lives on one of S virtual shards; all its keys, its shard's due set, event
+//! stream and clock share the shard's hash tag, so every script is single-slot and the layout
+//! works unchanged on Redis Cluster. See [`keys`] for the layout.
+
+mod keys;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, ScriptInvocation};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use tokio::sync::OnceCell;
 
 use super::{ClockMode, Store};
 use crate::error::{Error, Result};
 use crate::model::*;
+pub use keys::AccountKeys;
+
+/// Approximate cap of each shard's event stream until the reconciler consumes it (XADD MAXLEN ~).
+pub const DEFAULT_STREAM_MAXLEN: u64 = 100_000;
+/// Most accounts the reaper settles per shard and pass.
+const REAP_BATCH: usize = 1000;
+
+const LIB: &str = include_str!("lib.lua");
+
+macro_rules! account_script {
+    ($file:literal) => {
+        Script::new(&format!("{LIB}\n{}", include_str!($file)))
+    };
+}
+
+/// The scripts, each compiled once (their SHA computed once).
+struct Scripts {
+    create_account: Script,
+    get_account: Script,
+    update_account: Script,
+    create_grant: Script,
+    list_grants: Script,
+    void_grant: Script,
+    quote: Script,
+    reserve: Script,
+    commit: Script,
+    release: Script,
+    extend: Script,
+    get_reservation: Script,
+    get_balance: Script,
+    settle: Script,
+    due_accounts: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            create_account: account_script!("create_account.lua"),
+            get_account: account_script!("get_account.lua"),
+            update_account: account_script!("update_account.lua"),
+            create_grant: account_script!("create_grant.lua"),
+            list_grants: account_script!("list_grants.lua"),
+            void_grant: account_script!("void_grant.lua"),
+            quote: account_script!("quote.lua"),
+            reserve: account_script!("reserve.lua"),
+            commit: account_script!("commit.lua"),
+            release: account_script!("release.lua"),
+            extend: account_script!("extend.lua"),
+            get_reservation: account_script!("get_reservation.lua"),
+            get_balance: account_script!("get_balance.lua"),
+            settle: account_script!("settle.lua"),
+            due_accounts: Script::new(include_str!("due_accounts.lua")),
+        }
+    }
+}
+
+/// What every script returns: `{ok = value}` or `{err = reason, field, detail}` (msgpack).
+#[derive(Deserialize)]
+struct Reply<T> {
+    ok: Option<T>,
+    err: Option<String>,
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    detail: String,
+}
 
 pub struct RedisStore {
-    _shards: u32,
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    shards: u32,
+    stream_maxlen: u64,
+    scripts: Scripts,
 }
 
 impl RedisStore {
     /// Builds the store. Fails only on a malformed URL or a shard count of 0: the connection is
-    /// made (and remade) on demand, so a Redis that starts late does not stop creditd.
-    pub async fn new(_url: &str, shards: u32, _clock: ClockMode) -> Result<Self> {
-        Ok(RedisStore { _shards: shards })
+    /// made (and remade) on demand, so a Redis that starts late does not stop creditd. With a
+    /// manual clock (tests), it connects now and sets every shard's clock.
+    pub async fn new(url: &str, shards: u32, clock: ClockMode) -> Result<Self> {
+        if shards == 0 {
+            return Err(Error::invalid("shards", "must be at least 1"));
+        }
+        let client =
+            redis::Client::open(url).map_err(|e| Error::invalid("redis_url", e.to_string()))?;
+        let store = RedisStore {
+            client,
+            conn: OnceCell::new(),
+            shards,
+            stream_maxlen: DEFAULT_STREAM_MAXLEN,
+            scripts: Scripts::new(),
+        };
+        if let ClockMode::Manual(t) = clock {
+            let mut conn = store.conn().await?;
+            let mut pipe = redis::pipe();
+            for shard in 0..shards {
+                pipe.set(keys::clock(shard), t).ignore();
+            }
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(store)
+    }
+
+    /// The multiplexed connection, made on first use and remade by the manager after a failure.
+    async fn conn(&self) -> Result<ConnectionManager> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Duration::from_secs(1))
+                    .set_response_timeout(Duration::from_secs(2))
+                    .set_number_of_retries(2)
+                    .set_max_delay(500);
+                self.client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map_err(store_error)
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+
+    pub fn keys(&self, account_id: &str) -> AccountKeys {
+        AccountKeys::new(account_id, self.shards)
+    }
+
+    /// Runs an account script: the account's seven keys, then the account id, the stream cap and
+    /// the operation's own arguments.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        script: &Script,
+        account_id: &str,
+        args: &[String],
+    ) -> Result<T> {
+        let keys = self.keys(account_id);
+        let mut inv: ScriptInvocation = script.prepare_invoke();
+        for k in keys.all() {
+            inv.key(k);
+        }
+        inv.arg(account_id).arg(self.stream_maxlen);
+        for a in args {
+            inv.arg(a.as_str());
+        }
+        let mut conn = self.conn().await?;
+        let raw: Vec<u8> = inv.invoke_async(&mut conn).await.map_err(store_error)?;
+        let reply: Reply<T> = rmp_serde::from_slice(&raw)
+            .map_err(|e| Error::Internal(format!("undecodable script reply: {e}")))?;
+        match (reply.ok, reply.err) {
+            (_, Some(reason)) => Err(Error::from_reason(&reason, &reply.field, &reply.detail)),
+            (Some(v), None) => Ok(v),
+            (None, None) => Err(Error::Internal("empty script reply".into())),
+        }
+    }
+
+    async fn shard_now(&self, shard: u32) -> Result<Millis> {
+        let mut conn = self.conn().await?;
+        let frozen: Option<i64> = redis::cmd("GET")
+            .arg(keys::clock(shard))
+            .query_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        if let Some(t) = frozen {
+            return Ok(t);
+        }
+        let (secs, micros): (i64, i64) = redis::cmd("TIME")
+            .query_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(secs * 1000 + micros / 1000)
     }
 }
 
-fn todo_err<T>() -> Result<T> {
-    Err(Error::Unavailable("redis store not built yet".into()))
+fn s(v: impl ToString) -> String {
+    v.to_string()
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn flag(b: bool) -> String {
+    if b { "1" } else { "0" }.to_string()
+}
+
+/// Classifies a Redis error: connection trouble is transient (`Unavailable`), the rest is a bug.
+fn store_error(e: redis::RedisError) -> Error {
+    let transient = e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::BusyLoadingError
+                | redis::ErrorKind::TryAgain
+                | redis::ErrorKind::MasterDown
+        );
+    let kind = if transient { "unavailable" } else { "internal" };
+    metrics::counter!("creditd_redis_errors_total", "kind" => kind).increment(1);
+    if transient {
+        Error::Unavailable(e.to_string())
+    } else {
+        Error::Internal(format!("redis: {e}"))
+    }
 }
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn create_account(&self, _req: CreateAccount) -> Result<Account> {
-        todo_err()
+    async fn create_account(&self, req: CreateAccount) -> Result<Account> {
+        let args = [
+            req.parent_id.clone(),
+            req.plan_id.clone(),
+            opt(req.billing_anchor),
+            flag(req.overage_enabled),
+            s(req.overage_cap),
+            flag(req.suspended),
+        ];
+        self.call(&self.scripts.create_account, &req.account_id, &args)
+            .await
     }
-    async fn get_account(&self, _a: &str) -> Result<Account> {
-        todo_err()
+
+    async fn get_account(&self, account_id: &str) -> Result<Account> {
+        self.call(&self.scripts.get_account, account_id, &[]).await
     }
-    async fn update_account(&self, _req: UpdateAccount) -> Result<Account> {
-        todo_err()
+
+    async fn update_account(&self, req: UpdateAccount) -> Result<Account> {
+        let args = [
+            req.overage_enabled.map(flag).unwrap_or_default(),
+            opt(req.overage_cap),
+            req.suspended.map(flag).unwrap_or_default(),
+            req.parent_id.clone().unwrap_or_default(),
+            flag(req.parent_id.is_some()),
+        ];
+        self.call(&self.scripts.update_account, &req.account_id, &args)
+            .await
     }
-    async fn create_grant(&self, _req: CreateGrant) -> Result<Grant> {
-        todo_err()
+
+    async fn create_grant(&self, req: CreateGrant) -> Result<Grant> {
+        let priority = req.priority.unwrap_or_else(|| req.kind.default_priority());
+        let args = [
+            req.grant_id.clone(),
+            s(req.kind.as_str()),
+            s(req.amount),
+            s(priority),
+            opt(req.effective_at),
+            opt(req.expires_at),
+            s(req.unit_price),
+        ];
+        self.call(&self.scripts.create_grant, &req.account_id, &args)
+            .await
     }
-    async fn list_grants(&self, _a: &str) -> Result<Vec<Grant>> {
-        todo_err()
+
+    async fn list_grants(&self, account_id: &str) -> Result<Vec<Grant>> {
+        self.call(&self.scripts.list_grants, account_id, &[]).await
     }
-    async fn void_grant(&self, _a: &str, _g: &str) -> Result<Grant> {
-        todo_err()
+
+    async fn void_grant(&self, account_id: &str, grant_id: &str) -> Result<Grant> {
+        self.call(&self.scripts.void_grant, account_id, &[s(grant_id)])
+            .await
     }
-    async fn quote(&self, _req: Quote) -> Result<QuoteOutcome> {
-        todo_err()
+
+    async fn quote(&self, req: Quote) -> Result<QuoteOutcome> {
+        let args = [req.subject_id.clone(), s(req.amount)];
+        self.call(&self.scripts.quote, &req.account_id, &args).await
     }
-    async fn reserve(&self, _req: Reserve) -> Result<ReserveOutcome> {
-        todo_err()
+
+    async fn reserve(&self, req: Reserve) -> Result<ReserveOutcome> {
+        let mut args = vec![
+            req.reservation_id.clone(),
+            req.subject_id.clone(),
+            s(req.amount),
+            s(req.min_amount),
+            s(req.ttl_seconds),
+            s(req.labels.len()),
+        ];
+        for (k, v) in &req.labels {
+            args.push(k.clone());
+            args.push(v.clone());
+        }
+        self.call(&self.scripts.reserve, &req.account_id, &args)
+            .await
     }
-    async fn commit(&self, _req: Commit) -> Result<CommitOutcome> {
-        todo_err()
+
+    async fn commit(&self, req: Commit) -> Result<CommitOutcome> {
+        let overrun = match req.overrun {
+            Overrun::Charge => "CHARGE",
+            Overrun::Cap => "CAP",
+        };
+        let args = [
+            req.reservation_id.clone(),
+            s(req.amount),
+            req.capture_id.clone().unwrap_or_default(),
+            s(overrun),
+            s(req.cost),
+        ];
+        self.call(&self.scripts.commit, &req.account_id, &args)
+            .await
     }
-    async fn release(&self, _a: &str, _r: &str) -> Result<ReleaseOutcome> {
-        todo_err()
+
+    async fn release(&self, account_id: &str, reservation_id: &str) -> Result<ReleaseOutcome> {
+        self.call(&self.scripts.release, account_id, &[s(reservation_id)])
+            .await
     }
-    async fn extend(&self, _req: Extend) -> Result<Reservation> {
-        todo_err()
+
+    async fn extend(&self, req: Extend) -> Result<Reservation> {
+        let args = [req.reservation_id.clone(), s(req.ttl_seconds)];
+        self.call(&self.scripts.extend, &req.account_id, &args)
+            .await
     }
-    async fn get_reservation(&self, _a: &str, _r: &str) -> Result<Reservation> {
-        todo_err()
+
+    async fn get_reservation(&self, account_id: &str, reservation_id: &str) -> Result<Reservation> {
+        self.call(
+            &self.scripts.get_reservation,
+            account_id,
+            &[s(reservation_id)],
+        )
+        .await
     }
-    async fn get_balance(&self, _a: &str) -> Result<Balance> {
-        todo_err()
+
+    async fn get_balance(&self, account_id: &str) -> Result<Balance> {
+        self.call(&self.scripts.get_balance, account_id, &[]).await
     }
+
     async fn reap(&self) -> Result<usize> {
-        todo_err()
+        let mut settled = 0;
+        for shard in 0..self.shards {
+            let mut conn = self.conn().await?;
+            let due: Vec<String> = self
+                .scripts
+                .due_accounts
+                .key(keys::due(shard))
+                .key(keys::clock(shard))
+                .arg(REAP_BATCH)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(store_error)?;
+            for account in due {
+                let _: i64 = self.call(&self.scripts.settle, &account, &[]).await?;
+                settled += 1;
+            }
+        }
+        Ok(settled)
     }
+
     async fn ping(&self) -> Result<()> {
-        todo_err()
+        let mut conn = self.conn().await?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
+
     async fn now(&self) -> Result<Millis> {
-        todo_err()
+        self.shard_now(0).await
     }
-    async fn advance_clock(&self, _m: i64) -> Result<()> {
-        todo_err()
+
+    async fn advance_clock(&self, millis: i64) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let frozen: Option<i64> = redis::cmd("GET")
+            .arg(keys::clock(0))
+            .query_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        if frozen.is_none() {
+            return Err(Error::invalid("clock", "the store runs on Redis TIME"));
+        }
+        let mut pipe = redis::pipe();
+        for shard in 0..self.shards {
+            pipe.incr(keys::clock(shard), millis).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(store_error)
     }
+
     fn kind(&self) -> &'static str {
         "redis"
     }

@@ -1,0 +1,57 @@
+-- create_grant.lua (after lib.lua)
+-- ARGV[3] grant id, ARGV[4] kind, ARGV[5] amount, ARGV[6] priority, ARGV[7] effective_at ms
+-- ('' = now), ARGV[8] expires_at ms ('' = never), ARGV[9] unit price
+local id, kind, amount, priority = ARGV[3], ARGV[4], arg_int(5), arg_int(6)
+local effective_at, expires_at, unit_price = arg_opt_int(7), arg_opt_int(8), arg_int(9)
+
+if not open_account() then
+  return fail('ACCOUNT_NOT_FOUND')
+end
+local existing = S.grants[id]
+if existing ~= nil then
+  local same = existing.kind == kind and existing.amount == amount
+    and existing.priority == priority and existing.expires_at == expires_at
+    and existing.unit_price == unit_price
+    and (effective_at == nil or effective_at == existing.effective_at)
+  flush()
+  if not same then
+    return fail('IDEMPOTENCY_CONFLICT', 'grant_id', 'grant_id')
+  end
+  return ok(existing)
+end
+effective_at = effective_at or NOW
+if expires_at ~= nil and (expires_at <= NOW or expires_at <= effective_at) then
+  flush()
+  return fail('INVALID_ARGUMENT', 'expires_at', 'must be later than now and than effective_at')
+end
+local open = 0
+for _, g in pairs(S.grants) do
+  if not g.closed and not g.is_voided then
+    open = open + g.remaining + g.held
+  end
+end
+if open + amount > MAX then
+  flush()
+  return fail('INVALID_ARGUMENT', 'amount_micros', "the account's total would reach 2^53 micro-credits")
+end
+
+local ev = new_event('grant_created')
+local g = {
+  grant_id = id, kind = kind, amount = amount, remaining = amount, held = 0, spent = 0,
+  expired = 0, voided = 0, priority = priority, effective_at = effective_at,
+  expires_at = expires_at, unit_price = unit_price, created_at = NOW, created_seq = S.a.seq,
+  closed = false, is_voided = false,
+}
+ev.detail = id
+move(ev, id, 'issued', 'available', amount)
+local pay = math.min(S.a.debt, amount)
+if pay > 0 then
+  g.remaining = g.remaining - pay
+  g.spent = g.spent + pay
+  S.a.debt = S.a.debt - pay
+  move(ev, id, 'available', 'debt_paid', pay)
+end
+S.grants[id] = g
+touch_grant(g)
+flush()
+return ok(g)

@@ -1,0 +1,68 @@
+-- reserve.lua (after lib.lua): a pre-flight hold, all or nothing unless min_amount is given.
+-- ARGV[3] reservation id, ARGV[4] subject id, ARGV[5] amount, ARGV[6] min amount (0 = none),
+-- ARGV[7] ttl seconds, ARGV[8] number of labels n, ARGV[9..8+2n] label key, value, ...
+local id, subject, amount, min_amount, ttl = ARGV[3], ARGV[4], arg_int(5), arg_int(6), arg_int(7)
+local labels, nlabels = {}, arg_int(8)
+for i = 1, nlabels do
+  labels[ARGV[7 + 2 * i]] = ARGV[8 + 2 * i]
+end
+
+local function same_labels(a, b)
+  for k, v in pairs(a) do
+    if b[k] ~= v then return false end
+  end
+  for k, v in pairs(b) do
+    if a[k] ~= v then return false end
+  end
+  return true
+end
+
+if not open_account() then
+  return fail('ACCOUNT_NOT_FOUND')
+end
+
+local r = get_res(id)
+if r ~= nil then
+  flush()
+  local same = r.subject_id == subject and r.requested == amount and r.min_amount == min_amount
+    and r.ttl_seconds == ttl and same_labels(r.labels, labels)
+  if not same then
+    return fail('IDEMPOTENCY_CONFLICT', 'reservation_id', 'reservation_id')
+  end
+  return ok({denial_detail = '', reservation = r, balance = balance(), replayed = true})
+end
+
+local want, reason, detail = spendable(amount, min_amount)
+if want == nil then
+  flush()
+  return ok({denial = reason, denial_detail = detail, balance = balance(), replayed = false})
+end
+
+r = {
+  reservation_id = id, account_id = ACCOUNT_ID, subject_id = subject, state = 'HELD',
+  requested = amount, granted = want, min_amount = min_amount, ttl_seconds = ttl,
+  held = want, committed = 0, expires_at = NOW + ttl * 1000, created_at = NOW,
+  allocations = {}, labels = labels, late = false, captures = {},
+}
+local ev = reservation_event('reserved', r)
+local need = want
+for _, g in ipairs(drawdown()) do
+  if need == 0 then break end
+  local take = math.min(g.remaining, need)
+  if take > 0 then
+    g.remaining = g.remaining - take
+    g.held = g.held + take
+    need = need - take
+    touch_grant(g)
+    table.insert(r.allocations, {grant_id = g.grant_id, held = take, committed = 0})
+    move(ev, g.grant_id, 'available', 'held', take)
+  end
+end
+if need > 0 then
+  S.a.overage_held = S.a.overage_held + need
+  table.insert(r.allocations, {grant_id = OVERAGE, held = need, committed = 0})
+  move(ev, OVERAGE, 'overage', 'held', need)
+end
+put_res(r)
+flush()
+return ok({denial_detail = '', reservation = r, balance = balance(), replayed = false})

@@ -1,0 +1,23 @@
+-- update_account.lua (after lib.lua); '' leaves a field as it is.
+-- ARGV[3] overage enabled ('1'/'0'/''), ARGV[4] overage cap, ARGV[5] suspended ('1'/'0'/''),
+-- ARGV[6] parent id ('' = unchanged), ARGV[7] '1' when ARGV[6] is given
+if not open_account() then
+  return fail('ACCOUNT_NOT_FOUND')
+end
+local acc = S.a.account
+local changed = false
+local function set(field, value)
+  if value ~= nil and acc[field] ~= value then
+    acc[field] = value
+    changed = true
+  end
+end
+if ARGV[3] ~= '' then set('overage_enabled', ARGV[3] == '1') end
+set('overage_cap', arg_opt_int(4))
+if ARGV[5] ~= '' then set('suspended', ARGV[5] == '1') end
+if ARGV[7] == '1' then set('parent_id', ARGV[6]) end
+if changed then
+  new_event('account_updated')
+end
+flush()
+return ok(acc)

@@ -1,0 +1,22 @@
+-- void_grant.lua (after lib.lua): ARGV[3] grant id
+local id = ARGV[3]
+if not open_account() then
+  return fail('ACCOUNT_NOT_FOUND')
+end
+local g = S.grants[id]
+if g == nil then
+  flush()
+  return fail('GRANT_NOT_FOUND')
+end
+if not (g.is_voided or g.closed) then
+  local ev = new_event('grant_voided')
+  local amount = g.remaining
+  g.remaining = 0
+  g.voided = g.voided + amount
+  g.is_voided = true
+  touch_grant(g)
+  ev.detail = id
+  move(ev, id, 'available', 'voided', amount)
+end
+flush()
+return ok(g)
