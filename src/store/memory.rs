@@ -56,11 +56,17 @@ impl MemoryStore {
         out
     }
 
-    /// The most recent events, oldest first (at most 100,000 are kept).
-    pub fn events(&self) -> Vec<Event> {
+    /// The most recent events of an account, oldest first (at most 100,000 events are kept).
+    pub fn events(&self, account_id: &str) -> Vec<Event> {
         self.inner
             .lock()
-            .map(|i| i.events.iter().cloned().collect())
+            .map(|i| {
+                i.events
+                    .iter()
+                    .filter(|e| e.account_id == account_id)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

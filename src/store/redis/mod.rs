@@ -176,6 +176,35 @@ impl RedisStore {
         }
     }
 
+    /// Every event still in the shard streams for `account_id`, in sequence order (for tests
+    /// and tools; the reconciler reads the streams with a consumer group instead).
+    pub async fn events(&self, account_id: &str) -> Result<Vec<Event>> {
+        let keys = self.keys(account_id);
+        let mut conn = self.conn().await?;
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&keys.events)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        let mut out = Vec::new();
+        for entry in reply.ids {
+            let account: Option<String> = entry.get("account");
+            if account.as_deref() != Some(account_id) {
+                continue;
+            }
+            let body: Vec<u8> = entry
+                .get("body")
+                .ok_or_else(|| Error::Internal(format!("event {} has no body", entry.id)))?;
+            let ev: Event = rmp_serde::from_slice(&body)
+                .map_err(|e| Error::Internal(format!("undecodable event {}: {e}", entry.id)))?;
+            out.push(ev);
+        }
+        out.sort_by_key(|e| e.seq);
+        Ok(out)
+    }
+
     async fn shard_now(&self, shard: u32) -> Result<Millis> {
         let mut conn = self.conn().await?;
         let frozen: Option<i64> = redis::cmd("GET")
