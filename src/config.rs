@@ -38,7 +38,7 @@ pub struct ServeArgs {
 
     /// Redis URL, e.g. redis://:password@host:6379/0. Absent: the in-process memory store,
     /// whose balances are lost when the process exits (development only).
-    #[arg(long, env = "CREDITD_REDIS_URL")]
+    #[arg(long, env = "CREDITD_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// Number of virtual shards (Redis hash tags and event streams). Fixed per deployment:

@@ -10,6 +10,8 @@
 
 mod http;
 mod tasks;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,8 +93,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let store = build_store(&args).await?;
     let mut server = RunningServer::start(store, ServerOptions::from_args(&args)).await?;
     tracing::info!(
-        grpc = %server.grpc_addr,
-        http = %server.http_addr,
         "creditd listening grpc={} http={}",
         server.grpc_addr,
         server.http_addr
