@@ -1,1 +1,68 @@
-//! The gRPC services. Filled in by the server work.
+//! The gRPC services: [`charge::CreditsService`] (the hot path) and [`admin::AdminService`]
+//! (accounts and grants), both over an `Arc<dyn Store>`.
+//!
+//! Every request is checked by [`validate`] before it reaches the store; answers are built by
+//! [`convert`]; model errors become statuses with `google.rpc.ErrorInfo` in [`errors`].
+
+pub mod admin;
+pub mod charge;
+pub mod convert;
+pub mod errors;
+pub mod validate;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tonic::{Response, Status};
+
+pub use admin::AdminService;
+pub use charge::CreditsService;
+pub use validate::TtlLimits;
+
+use crate::error::Error;
+use crate::proto::credit_admin_server::CreditAdminServer;
+use crate::proto::credits_server::CreditsServer;
+use crate::store::Store;
+use crate::telemetry::metrics;
+
+/// Largest request accepted by every service, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// The `Credits` service, ready for `tonic::transport::Server::add_service`.
+pub fn credits_server(store: Arc<dyn Store>, ttl: TtlLimits) -> CreditsServer<CreditsService> {
+    CreditsServer::new(CreditsService::new(store, ttl)).max_decoding_message_size(MAX_REQUEST_BYTES)
+}
+
+/// The `CreditAdmin` service, ready for `tonic::transport::Server::add_service`.
+pub fn admin_server(store: Arc<dyn Store>) -> CreditAdminServer<AdminService> {
+    CreditAdminServer::new(AdminService::new(store)).max_decoding_message_size(MAX_REQUEST_BYTES)
+}
+
+/// Runs one call: times it, records its outcome and store failures, maps errors to statuses.
+async fn observe<T>(
+    method: &'static str,
+    call: impl Future<Output = Result<T, Error>>,
+    ok_outcome: impl FnOnce(&T) -> &'static str,
+) -> Result<Response<T>, Status> {
+    let started = Instant::now();
+    let result = call.await;
+    let outcome = match &result {
+        Ok(answer) => ok_outcome(answer),
+        Err(err) => {
+            metrics::record_store_error(method, err);
+            match err {
+                Error::Internal(_) => tracing::error!(method, "internal error: {err}"),
+                Error::Unavailable(_) => tracing::warn!(method, "store unavailable: {err}"),
+                _ => tracing::debug!(method, reason = err.reason(), "refused: {err}"),
+            }
+            metrics::error_outcome(err)
+        }
+    };
+    metrics::record_rpc(method, outcome, started.elapsed());
+    result.map(Response::new).map_err(|e| errors::status(&e))
+}
+
+fn ok<T>(_: &T) -> &'static str {
+    "ok"
+}

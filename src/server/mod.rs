@@ -1,0 +1,353 @@
+//! `creditd serve`: the gRPC server (Credits, CreditAdmin, health, reflection), the HTTP probes
+//! and metrics, the store pinger and the reaper, and a graceful shutdown.
+//!
+//! [`run`] is what the binary calls. [`RunningServer::start`] starts the same thing in-process
+//! on any store (tests use it with `127.0.0.1:0` ports and a manual-clock store).
+//!
+//! Shutdown order: health turns NOT_SERVING (gRPC health and `/readyz`), then the gRPC server
+//! stops accepting and drains in-flight calls, bounded by the grace period; then the HTTP server
+//! and the background tasks stop.
+
+mod http;
+mod tasks;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+
+use crate::api::{self, TtlLimits, MAX_REQUEST_BYTES};
+use crate::config::{mask_url, ServeArgs};
+use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
+use crate::store::{ClockMode, Store};
+use crate::telemetry::{self, metrics, Health, HealthState};
+
+pub use http::router as http_router;
+pub use tasks::health_service_names;
+
+/// How often the pinger checks the store, and how long one ping may take.
+pub const PING_INTERVAL: Duration = Duration::from_millis(500);
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the HTTP server and the tasks get to stop after the gRPC drain.
+const TASK_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What an in-process server needs besides its store.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// gRPC address; port 0 picks a free port (see [`RunningServer::grpc_addr`]).
+    pub grpc_addr: SocketAddr,
+    /// HTTP address for /healthz, /readyz, /metrics; port 0 picks a free port.
+    pub http_addr: SocketAddr,
+    pub ttl: TtlLimits,
+    pub reap_interval: Duration,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    /// Loopback with free ports, the default TTLs, a 250 ms reaper.
+    fn default() -> Self {
+        ServerOptions {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ttl: TtlLimits::default(),
+            reap_interval: Duration::from_millis(250),
+            ping_interval: PING_INTERVAL,
+            ping_timeout: PING_TIMEOUT,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerOptions {
+    pub fn from_args(args: &ServeArgs) -> Self {
+        ServerOptions {
+            grpc_addr: args.listen,
+            http_addr: args.http_listen,
+            ttl: args.ttl_limits(),
+            reap_interval: args.reap_interval(),
+            ping_interval: PING_INTERVAL,
+            ping_timeout: PING_TIMEOUT,
+            shutdown_grace: args.shutdown_grace(),
+        }
+    }
+}
+
+/// Runs `creditd serve` until SIGTERM or SIGINT, then drains and returns `Ok(())`.
+/// A second signal during the drain stops at once.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    args.validate()?;
+    telemetry::set_log_format(args.log_format);
+    metrics::handle();
+    tracing::info!("configuration: {args:?}");
+    let mut signals = Signals::install()?;
+    let store = build_store(&args).await?;
+    let mut server = RunningServer::start(store, ServerOptions::from_args(&args)).await?;
+    tracing::info!(
+        "creditd listening grpc={} http={}",
+        server.grpc_addr,
+        server.http_addr
+    );
+
+    tokio::select! {
+        signal = signals.next() => tracing::info!("{signal} received: NOT_SERVING, draining in-flight calls"),
+        result = server.wait() => {
+            return result.context("the server stopped by itself");
+        }
+    }
+    server.trigger_shutdown();
+    tokio::select! {
+        result = server.wait() => {
+            result?;
+            tracing::info!("creditd stopped");
+            Ok(())
+        }
+        signal = signals.next() => {
+            tracing::warn!("second {signal}: stopping without waiting for in-flight calls");
+            server.abort();
+            Ok(())
+        }
+    }
+}
+
+/// The store named by the flags: Redis when `--redis-url` is set, else the memory store.
+pub async fn build_store(args: &ServeArgs) -> Result<Arc<dyn Store>> {
+    match &args.redis_url {
+        None => {
+            tracing::warn!(
+                "NO --redis-url / CREDITD_REDIS_URL: using the in-process MEMORY store. \
+                 Balances live in this process only and are LOST when it exits. \
+                 For development and tests only."
+            );
+            Ok(Arc::new(MemoryStore::new(ClockMode::System)))
+        }
+        Some(url) => {
+            let masked = mask_url(url);
+            tracing::info!(redis = %masked, shards = args.shards, "using the Redis store");
+            let store = RedisStore::new(url, args.shards, ClockMode::System)
+                .await
+                .map_err(|e| anyhow!("cannot set up the Redis store at {masked}: {e}"))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A server started in-process. Dropping it starts a shutdown without waiting for it.
+pub struct RunningServer {
+    /// The bound gRPC address (the real port when asked for port 0).
+    pub grpc_addr: SocketAddr,
+    /// The bound HTTP address.
+    pub http_addr: SocketAddr,
+    health: Health,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<Result<()>>>,
+}
+
+impl RunningServer {
+    /// Binds both listeners and starts serving. Health is NOT_SERVING until the first
+    /// successful store ping; a store that does not answer does not stop the start.
+    pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Self> {
+        metrics::handle();
+        let grpc_listener = TcpListener::bind(opts.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen for gRPC on {}", opts.grpc_addr))?;
+        let http_listener = TcpListener::bind(opts.http_addr)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", opts.http_addr))?;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+
+        let health = Health::new();
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let publisher = tasks::HealthPublisher::new(health.clone(), reporter);
+        publisher.publish().await; // NOT_SERVING before the first connection
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building the reflection service")?
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+
+        // `stop`: asked by the owner. `drain`: tells tonic to stop accepting, once health says
+        // NOT_SERVING. `halt`: stops the HTTP server and the tasks after the drain.
+        let (stop, mut stop_rx) = watch::channel(false);
+        let (drain, mut drain_rx) = watch::channel(false);
+        let (halt, halt_rx) = watch::channel(false);
+
+        let background = [
+            tokio::spawn(tasks::pinger(
+                store.clone(),
+                health.clone(),
+                opts.ping_interval,
+                opts.ping_timeout,
+                halt_rx.clone(),
+            )),
+            tokio::spawn(tasks::reaper(
+                store.clone(),
+                opts.reap_interval,
+                halt_rx.clone(),
+            )),
+            tokio::spawn(publisher.clone().follow(halt_rx.clone())),
+        ];
+        let mut http_halt = halt_rx.clone();
+        let http_app = http::router(health.clone());
+        let http_server = tokio::spawn(async move {
+            axum::serve(http_listener, http_app)
+                .with_graceful_shutdown(async move { tasks::stopped(&mut http_halt).await })
+                .await
+        });
+        let grpc = tonic::transport::Server::builder()
+            .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(reflection)
+            .add_service(api::credits_server(store.clone(), opts.ttl))
+            .add_service(api::admin_server(store.clone()))
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+                async move { tasks::stopped(&mut drain_rx).await },
+            );
+        let mut grpc_task = tokio::spawn(grpc);
+
+        let supervisor_health = health.clone();
+        let grace = opts.shutdown_grace;
+        let task = tokio::spawn(async move {
+            let grpc_result = tokio::select! {
+                _ = tasks::stopped(&mut stop_rx) => {
+                    supervisor_health.set_shutting_down();
+                    publisher.publish().await;
+                    let _ = drain.send(true);
+                    match tokio::time::timeout(grace, &mut grpc_task).await {
+                        Ok(joined) => joined,
+                        Err(_) => {
+                            tracing::warn!("in-flight calls still running after the {grace:?} grace period: closing them");
+                            grpc_task.abort();
+                            Ok(Ok(()))
+                        }
+                    }
+                }
+                joined = &mut grpc_task => joined,
+            };
+            let _ = halt.send(true);
+            stop_quietly(http_server).await;
+            for t in background {
+                stop_quietly(t).await;
+            }
+            match grpc_result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(anyhow!(e).context("gRPC server failed")),
+                Err(e) => Err(anyhow!("gRPC server task failed: {e}")),
+            }
+        });
+
+        Ok(RunningServer {
+            grpc_addr,
+            http_addr,
+            health,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The component map (store reachable, shutting down) behind health and `/readyz`.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    pub fn health_state(&self) -> HealthState {
+        self.health.state()
+    }
+
+    /// `http://host:port` of the gRPC server, for `tonic::transport::Channel`.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// Starts the graceful shutdown without waiting for it.
+    pub fn trigger_shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits until the server has stopped (after a shutdown, or a failure of its own).
+    /// Cancel-safe: it can be used inside `tokio::select!`.
+    pub async fn wait(&mut self) -> Result<()> {
+        let Some(task) = self.task.as_mut() else {
+            return Ok(());
+        };
+        let joined = task.await;
+        self.task = None;
+        joined.map_err(|e| anyhow!("server supervisor failed: {e}"))?
+    }
+
+    /// Graceful shutdown: NOT_SERVING, stop accepting, drain (bounded by the grace period).
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.trigger_shutdown();
+        self.wait().await
+    }
+
+    /// Stops at once, without draining.
+    pub fn abort(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn stop_quietly<T>(task: JoinHandle<T>) {
+    let abort = task.abort_handle();
+    if tokio::time::timeout(TASK_STOP_TIMEOUT, task).await.is_err() {
+        abort.abort();
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C).
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
+        }
+    }
+
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}

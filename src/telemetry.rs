@@ -1,3 +1,0 @@
-//! Logging, metrics and health. Filled in by the server work.
-
-pub fn init_tracing() {}
