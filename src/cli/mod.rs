@@ -1,8 +1,179 @@
-//! Client commands that drive a running server. Filled in by the CLI work.
+//! Client commands that drive a running server: `creditd account|grant|reserve|commit|release|
+//! extend|reservation|balance|quote`. They speak to it only through the generated gRPC clients.
+//!
+//! Rooms: [`commands`] (what clap parses), [`credits`] (amounts typed and printed in credits),
+//! [`time`] (timestamps and durations), [`requests`] (command → gRPC request), [`answer`]
+//! (the reply and its exit code), [`output`] (human text), [`json`] (`--json`), [`errors`]
+//! (one line per failure).
 
-#[derive(Debug, clap::Subcommand)]
-pub enum ClientCommand {}
+mod answer;
+mod commands;
+pub mod credits;
+mod errors;
+mod json;
+mod output;
+mod requests;
+mod time;
 
-pub async fn run(cmd: ClientCommand) -> std::process::ExitCode {
-    match cmd {}
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+pub use commands::ClientCommand;
+use commands::{AccountCommand, GrantCommand};
+
+use crate::proto::credit_admin_client::CreditAdminClient;
+use crate::proto::credits_client::CreditsClient;
+use crate::proto::{GetAccountRequest, GetReservationRequest, ListGrantsRequest, VoidGrantRequest};
+use answer::Answer;
+
+/// How long to wait for the TCP connection to the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for any one answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs one client command: prints the answer on stdout and returns 0 (or 3 for a refusal), or
+/// prints one line on stderr and returns 1.
+pub async fn run(cmd: ClientCommand) -> ExitCode {
+    let connection = cmd.connection().clone();
+    let channel = match connect(&connection.server).await {
+        Ok(channel) => channel,
+        Err(line) => return fail(&line),
+    };
+    match execute(cmd, channel).await {
+        Ok(answer) => {
+            let text = if connection.json {
+                json::render(&answer)
+            } else {
+                output::render(&answer)
+            };
+            match write_stdout(&text) {
+                Ok(()) => ExitCode::from(answer.exit_code()),
+                Err(e) => fail(&format!("cannot write the answer: {e}")),
+            }
+        }
+        Err(status) => fail(&errors::describe_status(&status, &connection.server)),
+    }
+}
+
+/// Writes the answer; a reader that went away early (`creditd balance acme | head -1`) is fine.
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+fn fail(line: &str) -> ExitCode {
+    eprintln!("creditd: {line}");
+    ExitCode::FAILURE
+}
+
+async fn connect(server: &str) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(server.to_string())
+        .map_err(|e| format!("invalid --server {server:?}: {e}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT);
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| errors::describe_connect_error(&e, server))
+}
+
+async fn execute(cmd: ClientCommand, channel: Channel) -> Result<Answer, Status> {
+    let mut credits = CreditsClient::new(channel.clone());
+    let mut admin = CreditAdminClient::new(channel);
+    let answer = match cmd {
+        ClientCommand::Account(args) => match args.command {
+            AccountCommand::Get { account } => Answer::Account(
+                admin
+                    .get_account(GetAccountRequest {
+                        account_id: account,
+                    })
+                    .await?
+                    .into_inner(),
+            ),
+            AccountCommand::Create(create) => Answer::Account(
+                admin
+                    .create_account(requests::create_account(create))
+                    .await?
+                    .into_inner(),
+            ),
+            AccountCommand::Update(update) => Answer::Account(
+                admin
+                    .update_account(requests::update_account(update))
+                    .await?
+                    .into_inner(),
+            ),
+        },
+        ClientCommand::Grant(args) => match args.command {
+            GrantCommand::Create(create) => {
+                let request = requests::create_grant(create, &time::now());
+                Answer::Grant(admin.create_grant(request).await?.into_inner())
+            }
+            GrantCommand::List { account } => Answer::Grants(
+                admin
+                    .list_grants(ListGrantsRequest {
+                        account_id: account,
+                    })
+                    .await?
+                    .into_inner()
+                    .grants,
+            ),
+            GrantCommand::Void { account, grant } => Answer::Grant(
+                admin
+                    .void_grant(VoidGrantRequest {
+                        account_id: account,
+                        grant_id: grant,
+                    })
+                    .await?
+                    .into_inner(),
+            ),
+        },
+        ClientCommand::Reserve(args) => {
+            Answer::Reserve(credits.reserve(requests::reserve(args)).await?.into_inner())
+        }
+        ClientCommand::Commit(args) => {
+            let capture = args.capture.clone();
+            let cap_overrun = args.cap_overrun;
+            let response = credits.commit(requests::commit(args)).await?.into_inner();
+            Answer::Commit {
+                response,
+                capture,
+                cap_overrun,
+            }
+        }
+        ClientCommand::Release(args) => {
+            Answer::Release(credits.release(requests::release(args)).await?.into_inner())
+        }
+        ClientCommand::Extend(args) => {
+            Answer::Extend(credits.extend(requests::extend(args)).await?.into_inner())
+        }
+        ClientCommand::Reservation(args) => Answer::Reservation(
+            credits
+                .get_reservation(GetReservationRequest {
+                    account_id: args.account,
+                    reservation_id: args.reservation,
+                })
+                .await?
+                .into_inner(),
+        ),
+        ClientCommand::Balance(args) => Answer::Balance(
+            credits
+                .get_balance(requests::balance(args))
+                .await?
+                .into_inner(),
+        ),
+        ClientCommand::Quote(args) => {
+            Answer::Quote(credits.quote(requests::quote(args)).await?.into_inner())
+        }
+    };
+    Ok(answer)
 }

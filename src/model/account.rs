@@ -221,7 +221,7 @@ impl AccountState {
         if self.debt > 0 {
             return Err((
                 DenialReason::DebtOutstanding,
-                format!("the account owes {} micro-credits", self.debt),
+                format!("the account owes {} credits", credits(self.debt)),
             ));
         }
         let free = self.free(now);
@@ -240,7 +240,11 @@ impl AccountState {
         };
         Err((
             reason,
-            format!("needs {amount} micro-credits, {} available", free + room),
+            format!(
+                "needs {} credits, {} available",
+                credits(amount),
+                credits(free + room)
+            ),
         ))
     }
 

@@ -15,6 +15,19 @@ pub type Millis = i64;
 /// Every amount and every account total stays at or below this (2^53 - 1).
 pub const MAX_MICROS: Micros = (1 << 53) - 1;
 
+/// Micro-credits as whole credits with decimals, trailing zeros trimmed ("1.5", "12", "-0.25").
+pub fn credits(m: Micros) -> String {
+    let sign = if m < 0 { "-" } else { "" };
+    let a = m.unsigned_abs();
+    let (whole, frac) = (a / 1_000_000, a % 1_000_000);
+    if frac == 0 {
+        format!("{sign}{whole}")
+    } else {
+        let frac = format!("{frac:06}");
+        format!("{sign}{whole}.{}", frac.trim_end_matches('0'))
+    }
+}
+
 /// Pseudo grant id under which pay-as-you-go overage appears in allocations and events.
 pub const OVERAGE_ID: &str = "@overage";
 /// Pseudo grant id under which debt appears in allocations and events.
@@ -403,5 +416,20 @@ pub mod pairs {
             }
         }
         d.deserialize_any(MapOrEmpty(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credits_print_exactly() {
+        assert_eq!(credits(0), "0");
+        assert_eq!(credits(1), "0.000001");
+        assert_eq!(credits(1_500_000), "1.5");
+        assert_eq!(credits(12_000_000), "12");
+        assert_eq!(credits(-250_000), "-0.25");
+        assert_eq!(credits(MAX_MICROS), "9007199254.740991");
     }
 }

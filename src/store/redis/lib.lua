@@ -31,6 +31,22 @@ local function fmt(n)
   return string.format('%d', n)
 end
 
+-- Micro-credits as whole credits with decimals, trailing zeros trimmed (model::credits).
+local function credits(n)
+  local q = math.floor(n / 1000000)
+  local r = n - q * 1000000
+  if r < 0 then
+    q, r = q - 1, r + 1000000
+  elseif r >= 1000000 then
+    q, r = q + 1, r - 1000000
+  end
+  if r == 0 then
+    return fmt(q)
+  end
+  local frac = string.gsub(string.format('%06d', r), '0+$', '')
+  return fmt(q) .. '.' .. frac
+end
+
 local function clock()
   local frozen = redis.call('GET', K_CLOCK)
   if frozen then
@@ -293,7 +309,7 @@ local function spendable(amount, min_amount)
     return nil, 'ACCOUNT_SUSPENDED', 'the account is suspended'
   end
   if S.a.debt > 0 then
-    return nil, 'DEBT_OUTSTANDING', 'the account owes ' .. fmt(S.a.debt) .. ' micro-credits'
+    return nil, 'DEBT_OUTSTANDING', 'the account owes ' .. credits(S.a.debt) .. ' credits'
   end
   local total = free_credits() + overage_room()
   if total >= amount then
@@ -306,7 +322,7 @@ local function spendable(amount, min_amount)
   if acc.overage_enabled and acc.overage_cap > 0 then
     reason = 'OVERAGE_CAP_REACHED'
   end
-  return nil, reason, 'needs ' .. fmt(amount) .. ' micro-credits, ' .. fmt(total) .. ' available'
+  return nil, reason, 'needs ' .. credits(amount) .. ' credits, ' .. credits(total) .. ' available'
 end
 
 -- Returns everything r still holds: a live grant gets it back, an expired or voided grant books

@@ -1,0 +1,557 @@
+//! The client commands as clap parses them. Amounts are in credits with up to six decimals
+//! ("1.5"), times in RFC 3339, durations in seconds or with a unit ("90", "10m", "30d").
+
+use clap::{ArgAction, Args, Subcommand, ValueEnum};
+
+use super::credits::parse_credits;
+use super::time::{parse_duration, parse_timestamp};
+
+/// Exit codes, shown in `--help` of the commands that can be refused.
+const DENIAL_EXIT_HELP: &str =
+    "Exit status: 0 when granted, 3 when denied (a refusal is an answer, \
+     nothing changed), 1 on an error, 2 on bad command-line input.";
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create, show or change an account (a shared credit pool).
+    Account(AccountArgs),
+    /// Give an account credits, list its grants, or void one.
+    Grant(GrantArgs),
+    /// Hold credits before running work; commit or release the hold afterwards.
+    #[command(after_help = DENIAL_EXIT_HELP)]
+    Reserve(ReserveArgs),
+    /// Charge the real cost of a hold (all of it, or a partial capture with --capture).
+    Commit(CommitArgs),
+    /// Return the whole remaining hold to the account.
+    Release(ReservationRef),
+    /// Lengthen a hold: it now expires --ttl from now (a heartbeat for long jobs).
+    Extend(ExtendArgs),
+    /// Show a reservation: its state, holds and captures per grant.
+    Reservation(ReservationRef),
+    /// Show an account's available, held and granted credits, debt, overage, and grants.
+    Balance(BalanceArgs),
+    /// Price an amount and say whether the account could reserve it now (changes nothing).
+    #[command(
+        after_help = "Exit status: 0 when affordable, 3 when not, 1 on an error, \
+                            2 on bad command-line input."
+    )]
+    Quote(QuoteArgs),
+}
+
+impl ClientCommand {
+    /// Where to send the command and how to print the answer.
+    pub fn connection(&self) -> &Connection {
+        match self {
+            ClientCommand::Account(args) => &args.connection,
+            ClientCommand::Grant(args) => &args.connection,
+            ClientCommand::Reserve(args) => &args.connection,
+            ClientCommand::Commit(args) => &args.connection,
+            ClientCommand::Release(args) | ClientCommand::Reservation(args) => &args.connection,
+            ClientCommand::Extend(args) => &args.connection,
+            ClientCommand::Balance(args) => &args.connection,
+            ClientCommand::Quote(args) => &args.connection,
+        }
+    }
+}
+
+/// Options every client command takes.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct Connection {
+    /// The creditd gRPC server (http://HOST:PORT; a bare HOST:PORT means http).
+    #[arg(
+        long,
+        global = true,
+        env = "CREDITD_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        value_parser = parse_server_url
+    )]
+    pub server: String,
+    /// Print the server's answer as JSON (proto field names, amounts in micros) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    #[command(subcommand)]
+    pub command: AccountCommand,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account.
+    Create(AccountCreateArgs),
+    /// Show an account.
+    Get {
+        /// The account id.
+        account: String,
+    },
+    /// Change an account; only the options given change.
+    Update(AccountUpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AccountCreateArgs {
+    /// The account id (1-128 characters of A-Z a-z 0-9 . _ - ~).
+    pub account: String,
+    /// The parent (customer) account, for roll-ups.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// The plan id.
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Pay-as-you-go overage: keep spending past the grants (off by default).
+    #[arg(long, value_enum, default_value_t = OnOff::Off)]
+    pub overage: OnOff,
+    /// Monthly cap on pay-as-you-go overage, in credits (0 = no cap).
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
+    pub overage_cap: Option<i64>,
+    /// Create the account suspended: reserves are denied with ACCOUNT_SUSPENDED.
+    #[arg(long)]
+    pub suspended: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("change")
+        .required(true)
+        .multiple(true)
+        .args(["overage", "overage_cap", "suspended", "parent"])
+))]
+pub struct AccountUpdateArgs {
+    /// The account id.
+    pub account: String,
+    /// Turn pay-as-you-go overage on or off.
+    #[arg(long, value_enum)]
+    pub overage: Option<OnOff>,
+    /// Monthly cap on pay-as-you-go overage, in credits (0 = no cap).
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
+    pub overage_cap: Option<i64>,
+    /// Suspend (true) or resume (false) the account.
+    #[arg(long, value_name = "true|false", action = ArgAction::Set)]
+    pub suspended: Option<bool>,
+    /// The parent (customer) account.
+    #[arg(long)]
+    pub parent: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub fn enabled(self) -> bool {
+        self == OnOff::On
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    #[command(subcommand)]
+    pub command: GrantCommand,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Give an account a block of credits. The grant id is the idempotency key (e.g. an invoice id).
+    Create(GrantCreateArgs),
+    /// List an account's grants.
+    List {
+        /// The account id.
+        account: String,
+    },
+    /// Void a grant: its remaining credits stop counting (holds on it are kept).
+    Void {
+        /// The account id.
+        account: String,
+        /// The grant id.
+        grant: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GrantCreateArgs {
+    /// The account id.
+    pub account: String,
+    /// The grant id (the idempotency key: the same id with the same parameters changes nothing).
+    pub grant: String,
+    /// allowance: the plan's monthly credits; prepaid: packs bought up front; top-up: extra
+    /// capacity after the allowance; promo: bonus credits.
+    #[arg(long, value_enum)]
+    pub kind: Kind,
+    /// How many credits, e.g. 100 or 0.5.
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
+    pub amount: i64,
+    /// Drawdown priority: lower is drawn first (default by kind).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// When the credits become usable (RFC 3339; default now).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
+    pub effective_at: Option<prost_types::Timestamp>,
+    /// When the credits expire (RFC 3339; default never).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp, conflicts_with = "expires_in")]
+    pub expires_at: Option<prost_types::Timestamp>,
+    /// Expire this long from now (by this machine's clock), e.g. 30d, 12h, 1d12h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires_in: Option<i64>,
+    /// What the customer paid per credit, in money with up to six decimals (for revenue and P&L).
+    #[arg(long, value_name = "MONEY", value_parser = parse_credits)]
+    pub unit_price: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    Allowance,
+    Prepaid,
+    #[value(alias = "top_up")]
+    TopUp,
+    Promo,
+}
+
+#[derive(Debug, Args)]
+pub struct ReserveArgs {
+    /// The account id.
+    pub account: String,
+    /// The reservation id (the idempotency key: a retry with the same parameters changes nothing).
+    pub reservation: String,
+    /// How many credits to hold, e.g. 5 or 0.25.
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
+    pub amount: i64,
+    /// Accept a smaller hold, down to this many credits (default: all or nothing).
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
+    pub min_amount: Option<i64>,
+    /// The user, API key or project inside the account that spends.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// How long the hold lives if neither committed nor released: seconds, or e.g. 10m
+    /// (default: the server's).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_duration)]
+    pub ttl: Option<i64>,
+    /// A label for usage reports, e.g. --label feature=grid (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// The account id.
+    pub account: String,
+    /// The reservation id.
+    pub reservation: String,
+    /// The real cost in credits (0 charges nothing and returns the hold).
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
+    pub amount: i64,
+    /// Capture part of the hold and keep the rest open; the capture id is this capture's
+    /// idempotency key.
+    #[arg(long, value_name = "CAPTURE_ID")]
+    pub capture: Option<String>,
+    /// Never charge more than the hold: an amount above it is reported, not charged
+    /// (default: charge it from available credits, then overage, then debt).
+    #[arg(long)]
+    pub cap_overrun: bool,
+    /// What the work cost you at the provider, in money with up to six decimals (for P&L).
+    #[arg(long, value_name = "MONEY", value_parser = parse_credits)]
+    pub cost: Option<i64>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct ReservationRef {
+    /// The account id.
+    pub account: String,
+    /// The reservation id.
+    pub reservation: String,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// The account id.
+    pub account: String,
+    /// The reservation id.
+    pub reservation: String,
+    /// The hold now expires this long from now: seconds, or e.g. 10m.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_duration)]
+    pub ttl: i64,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct BalanceArgs {
+    /// The account id.
+    pub account: String,
+    /// Also show this subject's budgets.
+    #[arg(long)]
+    pub subject: Option<String>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct QuoteArgs {
+    /// The account id.
+    pub account: String,
+    /// The amount to price, in credits.
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
+    pub amount: i64,
+    /// The subject that would spend.
+    #[arg(long)]
+    pub subject: Option<String>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// `KEY=VALUE`, split at the first `=`; the key must not be empty.
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE, e.g. feature=grid")),
+    }
+}
+
+/// Accepts `http://host:port` (a path-less URL) or a bare `host:port`, which means http.
+fn parse_server_url(text: &str) -> Result<String, String> {
+    let with_scheme = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err("https is not supported yet; use http:// (TLS comes with tokens)".into())
+        }
+        other => {
+            return Err(format!(
+                "unsupported scheme {other:?}; use http://HOST:PORT"
+            ))
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host; use http://HOST:PORT"));
+    }
+    Ok(with_scheme.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The client commands under a stand-in for the real `creditd` top-level command.
+    #[derive(Debug, Parser)]
+    #[command(name = "creditd")]
+    struct Cli {
+        #[command(subcommand)]
+        command: ClientCommand,
+    }
+
+    fn parse(line: &str) -> Result<ClientCommand, clap::Error> {
+        Cli::try_parse_from(line.split_whitespace()).map(|cli| cli.command)
+    }
+
+    fn parse_ok(line: &str) -> ClientCommand {
+        parse(line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    #[test]
+    fn the_command_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn reserve_parses_amounts_ttl_and_labels() {
+        let cmd = parse_ok(
+            "creditd reserve acme r1 --amount 5 --min-amount 2.5 --subject u1 --ttl 10m \
+             --label feature=grid --label project=a=b",
+        );
+        let ClientCommand::Reserve(args) = cmd else {
+            panic!("not a reserve: {cmd:?}")
+        };
+        assert_eq!(args.account, "acme");
+        assert_eq!(args.reservation, "r1");
+        assert_eq!(args.amount, 5_000_000);
+        assert_eq!(args.min_amount, Some(2_500_000));
+        assert_eq!(args.subject.as_deref(), Some("u1"));
+        assert_eq!(args.ttl, Some(600));
+        assert_eq!(
+            args.labels,
+            vec![
+                ("feature".to_string(), "grid".to_string()),
+                ("project".to_string(), "a=b".to_string())
+            ]
+        );
+        if std::env::var_os("CREDITD_SERVER").is_none() {
+            assert_eq!(args.connection.server, "http://127.0.0.1:50051");
+        }
+        assert!(!args.connection.json);
+    }
+
+    #[test]
+    fn bad_amounts_and_labels_are_usage_errors() {
+        for line in [
+            "creditd reserve acme r1 --amount -5",
+            "creditd reserve acme r1 --amount 0.0000001",
+            "creditd reserve acme r1 --amount 1e3",
+            "creditd reserve acme r1",
+            "creditd reserve acme r1 --amount 1 --label novalue",
+            "creditd reserve acme r1 --amount 1 --label =x",
+            "creditd reserve acme r1 --amount 1 --ttl 0",
+            "creditd commit acme r1 --amount 99999999999",
+            "creditd quote acme --amount 1.",
+        ] {
+            let err = parse(line).expect_err(line);
+            assert_eq!(err.exit_code(), 2, "{line}");
+        }
+    }
+
+    #[test]
+    fn server_and_json_are_accepted_anywhere() {
+        let cmd = parse_ok("creditd balance acme --server localhost:6000 --json");
+        assert_eq!(cmd.connection().server, "http://localhost:6000");
+        assert!(cmd.connection().json);
+
+        let cmd = parse_ok("creditd account --json get acme");
+        assert!(cmd.connection().json);
+        let cmd = parse_ok("creditd grant list acme --server http://10.0.0.1:7000/");
+        assert_eq!(cmd.connection().server, "http://10.0.0.1:7000");
+
+        for bad in ["https://x:1", "ftp://x:1", "http://"] {
+            let line = format!("creditd balance acme --server {bad}");
+            assert_eq!(parse(&line).expect_err(bad).exit_code(), 2, "{bad}");
+        }
+    }
+
+    #[test]
+    fn account_create_and_update() {
+        let cmd = parse_ok(
+            "creditd account create acme --parent corp --plan pro --overage on \
+             --overage-cap 50.5 --suspended",
+        );
+        let ClientCommand::Account(AccountArgs {
+            command: AccountCommand::Create(args),
+            ..
+        }) = cmd
+        else {
+            panic!("not an account create: {cmd:?}")
+        };
+        assert_eq!(args.account, "acme");
+        assert_eq!(args.parent.as_deref(), Some("corp"));
+        assert_eq!(args.plan.as_deref(), Some("pro"));
+        assert_eq!(args.overage, OnOff::On);
+        assert_eq!(args.overage_cap, Some(50_500_000));
+        assert!(args.suspended);
+
+        let cmd = parse_ok("creditd account update acme --suspended false --overage off");
+        let ClientCommand::Account(AccountArgs {
+            command: AccountCommand::Update(args),
+            ..
+        }) = cmd
+        else {
+            panic!("not an account update: {cmd:?}")
+        };
+        assert_eq!(args.overage, Some(OnOff::Off));
+        assert_eq!(args.suspended, Some(false));
+        assert_eq!(args.overage_cap, None);
+        assert_eq!(args.parent, None);
+
+        // An update that changes nothing, or a bad boolean, is a usage error.
+        assert_eq!(
+            parse("creditd account update acme")
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        assert!(parse("creditd account update acme --suspended maybe").is_err());
+        assert!(parse("creditd account create acme --overage maybe").is_err());
+    }
+
+    #[test]
+    fn grant_create_parses_kind_times_and_prices() {
+        let cmd = parse_ok(
+            "creditd grant create acme inv-1 --kind top-up --amount 100 --priority -1 \
+             --effective-at 2026-11-01T00:00:00Z --expires-in 30d --unit-price 0.012",
+        );
+        let ClientCommand::Grant(GrantArgs {
+            command: GrantCommand::Create(args),
+            ..
+        }) = cmd
+        else {
+            panic!("not a grant create: {cmd:?}")
+        };
+        assert_eq!(args.kind, Kind::TopUp);
+        assert_eq!(args.amount, 100_000_000);
+        assert_eq!(args.priority, Some(-1));
+        assert_eq!(args.effective_at.map(|t| t.seconds), Some(1_793_491_200));
+        assert_eq!(args.expires_in, Some(2_592_000));
+        assert_eq!(args.expires_at, None);
+        assert_eq!(args.unit_price, Some(12_000));
+
+        assert!(parse("creditd grant create acme g --kind top_up --amount 1").is_ok());
+        assert!(parse("creditd grant create acme g --kind gift --amount 1").is_err());
+        assert!(parse(
+            "creditd grant create acme g --kind promo --amount 1 \
+             --expires-at 2027-01-01 --expires-in 30d"
+        )
+        .is_err());
+        assert!(
+            parse("creditd grant create acme g --kind promo --amount 1 --expires-at soon").is_err()
+        );
+    }
+
+    #[test]
+    fn commit_with_capture_cap_and_cost() {
+        let cmd =
+            parse_ok("creditd commit acme r1 --amount 0 --capture c1 --cap-overrun --cost 0.03");
+        let ClientCommand::Commit(args) = cmd else {
+            panic!("not a commit: {cmd:?}")
+        };
+        assert_eq!(args.amount, 0);
+        assert_eq!(args.capture.as_deref(), Some("c1"));
+        assert!(args.cap_overrun);
+        assert_eq!(args.cost, Some(30_000));
+    }
+
+    #[test]
+    fn the_small_commands() {
+        assert!(matches!(
+            parse_ok("creditd release acme r1"),
+            ClientCommand::Release(ReservationRef { .. })
+        ));
+        assert!(matches!(
+            parse_ok("creditd reservation acme r1"),
+            ClientCommand::Reservation(ReservationRef { .. })
+        ));
+        let ClientCommand::Extend(args) = parse_ok("creditd extend acme r1 --ttl 120") else {
+            panic!("not an extend")
+        };
+        assert_eq!(args.ttl, 120);
+        assert!(parse("creditd extend acme r1").is_err());
+        let ClientCommand::Quote(args) = parse_ok("creditd quote acme --amount 0.5") else {
+            panic!("not a quote")
+        };
+        assert_eq!(args.amount, 500_000);
+        assert!(matches!(
+            parse_ok("creditd grant void acme g1"),
+            ClientCommand::Grant(GrantArgs {
+                command: GrantCommand::Void { .. },
+                ..
+            })
+        ));
+    }
+}
