@@ -40,7 +40,7 @@ impl CreditAdmin for AdminService {
         &self,
         request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::Account>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let a = validate::create_account(&req)?;
             Ok(convert::account(self.store.create_account(a).await?))
@@ -52,7 +52,7 @@ impl CreditAdmin for AdminService {
         &self,
         request: Request<proto::GetAccountRequest>,
     ) -> Result<Response<proto::Account>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let account = validate::id("account_id", &req.account_id)?;
             Ok(convert::account(self.store.get_account(&account).await?))
@@ -64,7 +64,7 @@ impl CreditAdmin for AdminService {
         &self,
         request: Request<proto::UpdateAccountRequest>,
     ) -> Result<Response<proto::Account>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let u = validate::update_account(&req)?;
             Ok(convert::account(self.store.update_account(u).await?))
@@ -76,7 +76,7 @@ impl CreditAdmin for AdminService {
         &self,
         request: Request<proto::CreateGrantRequest>,
     ) -> Result<Response<proto::Grant>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let g = validate::create_grant(&req)?;
             let account = g.account_id.clone();
@@ -90,7 +90,7 @@ impl CreditAdmin for AdminService {
         &self,
         request: Request<proto::ListGrantsRequest>,
     ) -> Result<Response<proto::ListGrantsResponse>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let account = validate::id("account_id", &req.account_id)?;
             let grants = self.store.list_grants(&account).await?;
@@ -109,7 +109,7 @@ impl CreditAdmin for AdminService {
         &self,
         request: Request<proto::VoidGrantRequest>,
     ) -> Result<Response<proto::Grant>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let (account, grant_id) = validate::grant_ref(&req.account_id, &req.grant_id)?;
             let grant = self.store.void_grant(&account, &grant_id).await?;

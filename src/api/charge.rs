@@ -26,7 +26,7 @@ impl Credits for CreditsService {
         &self,
         request: Request<proto::QuoteRequest>,
     ) -> Result<Response<proto::QuoteResponse>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let q = validate::quote(&req)?;
             Ok(convert::quote_response(self.store.quote(q).await?))
@@ -45,7 +45,7 @@ impl Credits for CreditsService {
         &self,
         request: Request<proto::ReserveRequest>,
     ) -> Result<Response<proto::ReserveResponse>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let r = validate::reserve(&req, &self.ttl)?;
             Ok(convert::reserve_response(self.store.reserve(r).await?))
@@ -64,7 +64,7 @@ impl Credits for CreditsService {
         &self,
         request: Request<proto::CommitRequest>,
     ) -> Result<Response<proto::CommitResponse>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let c = validate::commit(&req)?;
             Ok(convert::commit_response(self.store.commit(c).await?))
@@ -76,7 +76,7 @@ impl Credits for CreditsService {
         &self,
         request: Request<proto::ReleaseRequest>,
     ) -> Result<Response<proto::ReleaseResponse>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let (account, reservation) =
                 validate::reservation_ref(&req.account_id, &req.reservation_id)?;
@@ -90,7 +90,7 @@ impl Credits for CreditsService {
         &self,
         request: Request<proto::ExtendRequest>,
     ) -> Result<Response<proto::ExtendResponse>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let e = validate::extend(&req, &self.ttl)?;
             let reservation = self.store.extend(e).await?;
@@ -105,7 +105,7 @@ impl Credits for CreditsService {
         &self,
         request: Request<proto::GetReservationRequest>,
     ) -> Result<Response<proto::Reservation>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let (account, reservation) =
                 validate::reservation_ref(&req.account_id, &req.reservation_id)?;
@@ -119,7 +119,7 @@ impl Credits for CreditsService {
         &self,
         request: Request<proto::GetBalanceRequest>,
     ) -> Result<Response<proto::Balance>, Status> {
-        let req = request.into_inner();
+        let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let account = validate::get_balance(&req)?;
             Ok(convert::balance(self.store.get_balance(&account).await?))

@@ -26,17 +26,20 @@ use crate::proto::credits_server::CreditsServer;
 use crate::store::Store;
 use crate::telemetry::metrics;
 
-/// Largest request accepted by every service, in bytes.
+/// Largest request accepted by every service, in bytes: a larger one is INVALID_ARGUMENT.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// What the transport decodes at most before refusing outright (OUT_OF_RANGE, no ErrorInfo):
+/// a bound on memory, above the request limit so that creditd's own check gives the typed error.
+pub const MAX_DECODE_BYTES: usize = 1024 * 1024;
 
 /// The `Credits` service, ready for `tonic::transport::Server::add_service`.
 pub fn credits_server(store: Arc<dyn Store>, ttl: TtlLimits) -> CreditsServer<CreditsService> {
-    CreditsServer::new(CreditsService::new(store, ttl)).max_decoding_message_size(MAX_REQUEST_BYTES)
+    CreditsServer::new(CreditsService::new(store, ttl)).max_decoding_message_size(MAX_DECODE_BYTES)
 }
 
 /// The `CreditAdmin` service, ready for `tonic::transport::Server::add_service`.
 pub fn admin_server(store: Arc<dyn Store>) -> CreditAdminServer<AdminService> {
-    CreditAdminServer::new(AdminService::new(store)).max_decoding_message_size(MAX_REQUEST_BYTES)
+    CreditAdminServer::new(AdminService::new(store)).max_decoding_message_size(MAX_DECODE_BYTES)
 }
 
 /// Runs one call: times it, records its outcome and store failures, maps errors to statuses.

@@ -44,6 +44,21 @@ impl Default for TtlLimits {
     }
 }
 
+/// Refuses a request whose encoding is larger than [`MAX_REQUEST_BYTES`](super::MAX_REQUEST_BYTES).
+pub fn within_limit<M: prost::Message>(req: M) -> Result<M> {
+    let len = req.encoded_len();
+    if len > super::MAX_REQUEST_BYTES {
+        return Err(Error::invalid(
+            "request",
+            format!(
+                "{len} bytes is over the limit of {} bytes",
+                super::MAX_REQUEST_BYTES
+            ),
+        ));
+    }
+    Ok(req)
+}
+
 impl TtlLimits {
     /// 0 becomes the default; anything else must lie within [min, max].
     pub fn resolve(&self, field: &str, ttl_seconds: i64) -> Result<i64> {

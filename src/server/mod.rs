@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{self, TtlLimits, MAX_REQUEST_BYTES};
+use crate::api::{self, TtlLimits, MAX_DECODE_BYTES};
 use crate::config::{mask_url, ServeArgs};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -174,7 +174,7 @@ impl RunningServer {
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("building the reflection service")?
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
+            .max_decoding_message_size(MAX_DECODE_BYTES);
 
         // `stop`: asked by the owner. `drain`: tells tonic to stop accepting, once health says
         // NOT_SERVING. `halt`: stops the HTTP server and the tasks after the drain.
@@ -205,7 +205,7 @@ impl RunningServer {
                 .await
         });
         let grpc = tonic::transport::Server::builder()
-            .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(health_service.max_decoding_message_size(MAX_DECODE_BYTES))
             .add_service(reflection)
             .add_service(api::credits_server(store.clone(), opts.ttl))
             .add_service(api::admin_server(store.clone()))

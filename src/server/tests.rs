@@ -352,7 +352,9 @@ async fn refuses_bad_input_and_oversized_requests() {
     };
     huge.labels.insert("blob".into(), "x".repeat(70 * 1024));
     let err = credits.reserve(huge).await.expect_err("over 64 KiB");
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let info = err.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.metadata["field"], "request");
     server.shutdown().await.expect("clean shutdown");
 }
 

@@ -131,10 +131,11 @@ impl RedisStore {
             .conn
             .get_or_try_init(|| async {
                 let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Duration::from_secs(1))
+                    .set_connection_timeout(Duration::from_millis(500))
                     .set_response_timeout(Duration::from_secs(2))
-                    .set_number_of_retries(2)
-                    .set_max_delay(500);
+                    .set_number_of_retries(1)
+                    .set_factor(50)
+                    .set_max_delay(200);
                 self.client
                     .get_connection_manager_with_config(config)
                     .await

@@ -1,0 +1,576 @@
+//! Property test: random operation sequences against the reference model (the memory store)
+//! and the Redis store, both on a manual clock at the same instant and advanced together. After
+//! every step the answers must be identical (Ok values equal, errors with the same reason and
+//! field), and so must the balance, `list_grants` and every reservation of the case; at the end
+//! of each case, so must the account's events.
+//!
+//! 1,000 cases of up to 25 operations by default (CI runs 3,000). Run more with e.g.
+//! `PROPTEST_CASES=5000 cargo test --test model_vs_redis`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use common::redis_server::RedisServer;
+use common::requests::*;
+use common::stores::SHARDS;
+use common::{CREDIT, DAY, SECOND, T0};
+use creditd::error::Error;
+use creditd::model::*;
+use creditd::store::memory::MemoryStore;
+use creditd::store::redis::RedisStore;
+use creditd::store::{ClockMode, Store};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+
+const DEFAULT_CASES: u32 = 1000;
+/// Each case runs at its own base time, a year after the previous case's, so the holds that
+/// earlier cases left in Redis are all due and reaped before the case starts.
+const CASE_SPACING: i64 = 366 * DAY;
+/// Clock advances stop once a case has moved this far (well under `CASE_SPACING`).
+const MAX_CASE_SPAN: i64 = 250 * DAY;
+
+/// Reserve draws its id from this many; commit, release and extend pick among the ids reserved
+/// so far in the case.
+const RESERVATIONS: usize = 8;
+const GRANTS: usize = 5;
+const CAPTURES: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Grant {
+        id: usize,
+        kind: GrantKind,
+        amount: Micros,
+        priority: Option<i32>,
+        effective_in: Option<i64>,
+        expires_in: Option<i64>,
+        unit_price: Micros,
+    },
+    Void {
+        id: usize,
+    },
+    Update {
+        overage_enabled: Option<bool>,
+        overage_cap: Option<Micros>,
+        suspended: Option<bool>,
+    },
+    Reserve {
+        id: usize,
+        amount: Micros,
+        min_amount: Micros,
+        ttl_seconds: i64,
+        labels: usize,
+    },
+    Commit {
+        id: usize,
+        amount: Micros,
+        capture: Option<usize>,
+        cap: bool,
+        cost: Micros,
+    },
+    Release {
+        id: usize,
+    },
+    Extend {
+        id: usize,
+        ttl_seconds: i64,
+    },
+    Quote {
+        amount: Micros,
+    },
+    Advance {
+        millis: i64,
+    },
+    Reap,
+    /// Runs again the n-th earlier operation (modulo how many there were).
+    Replay {
+        nth: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    overage_enabled: bool,
+    overage_cap: Micros,
+    anchor_days_ago: Option<i64>,
+    ops: Vec<Op>,
+}
+
+fn amount() -> impl Strategy<Value = Micros> {
+    prop_oneof![
+        8 => 1..=25 * CREDIT,
+        4 => (1..=25i64).prop_map(|c| c * CREDIT),
+        1 => Just(MAX_MICROS),
+        1 => (1..=1_000i64).prop_map(|d| MAX_MICROS - d),
+    ]
+}
+
+fn kind() -> impl Strategy<Value = GrantKind> {
+    prop_oneof![
+        Just(GrantKind::Allowance),
+        Just(GrantKind::Prepaid),
+        Just(GrantKind::TopUp),
+        Just(GrantKind::Promo),
+    ]
+}
+
+fn ttl() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        Just(1i64),
+        Just(5),
+        Just(30),
+        Just(60),
+        Just(120),
+        1..=600i64
+    ]
+}
+
+fn advance() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        4 => 1..=5_000i64,
+        3 => prop_oneof![Just(SECOND), Just(5 * SECOND), Just(30 * SECOND), Just(60 * SECOND)],
+        2 => 1..=700 * SECOND,
+        1 => 1..=35 * DAY,
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let grant = (
+        0..GRANTS,
+        kind(),
+        amount(),
+        prop::option::of(prop_oneof![Just(1i32), Just(10), Just(20), Just(30)]),
+        prop::option::of(prop_oneof![
+            Just(0i64),
+            Just(10 * SECOND),
+            Just(60 * SECOND)
+        ]),
+        prop::option::of(prop_oneof![
+            Just(SECOND),
+            Just(30 * SECOND),
+            Just(60 * SECOND),
+            Just(DAY),
+            Just(40 * DAY),
+            1..=100 * SECOND,
+        ]),
+        prop_oneof![Just(0i64), Just(1_500)],
+    )
+        .prop_map(
+            |(id, kind, amount, priority, effective_in, expires_in, unit_price)| Op::Grant {
+                id,
+                kind,
+                amount,
+                priority,
+                effective_in,
+                expires_in,
+                unit_price,
+            },
+        );
+    let reserve = (
+        0..RESERVATIONS,
+        prop_oneof![3 => 1..=10 * CREDIT, 1 => 1..=40 * CREDIT],
+        0..4u8,
+        ttl(),
+        0..3usize,
+    )
+        .prop_map(|(id, amount, min_pick, ttl_seconds, labels)| {
+            let min_amount = match min_pick {
+                0 | 1 => 0,
+                2 => amount / 2,
+                _ => amount,
+            };
+            Op::Reserve {
+                id,
+                amount,
+                min_amount,
+                ttl_seconds,
+                labels,
+            }
+        });
+    let commit = (
+        0..RESERVATIONS,
+        prop_oneof![
+            1 => Just(0i64),
+            4 => 1..=12 * CREDIT,
+            2 => (1..=30i64).prop_map(|c| c * CREDIT),
+        ],
+        prop::option::of(0..CAPTURES),
+        any::<bool>(),
+        prop_oneof![Just(0i64), Just(100)],
+    )
+        .prop_map(|(id, amount, capture, cap, cost)| Op::Commit {
+            id,
+            amount,
+            capture,
+            cap,
+            cost,
+        });
+    let update = (
+        prop::option::of(any::<bool>()),
+        prop::option::of(prop_oneof![Just(0i64), Just(5 * CREDIT), Just(20 * CREDIT)]),
+        prop::option::of(prop::bool::weighted(0.3)),
+    )
+        .prop_map(|(overage_enabled, overage_cap, suspended)| Op::Update {
+            overage_enabled,
+            overage_cap,
+            suspended,
+        });
+    prop_oneof![
+        3 => grant,
+        1 => (0..GRANTS).prop_map(|id| Op::Void { id }),
+        2 => update,
+        10 => reserve,
+        8 => commit,
+        3 => (0..RESERVATIONS).prop_map(|id| Op::Release { id }),
+        2 => (0..RESERVATIONS, ttl()).prop_map(|(id, ttl_seconds)| Op::Extend { id, ttl_seconds }),
+        1 => amount().prop_map(|amount| Op::Quote { amount }),
+        5 => advance().prop_map(|millis| Op::Advance { millis }),
+        1 => Just(Op::Reap),
+        2 => any::<usize>().prop_map(|nth| Op::Replay { nth }),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        any::<bool>(),
+        prop_oneof![Just(0i64), Just(5 * CREDIT), Just(20 * CREDIT)],
+        prop::option::of(0..=30i64),
+        (kind(), 1..=60 * CREDIT),
+        prop::collection::vec(op(), 1..=24),
+    )
+        .prop_map(
+            |(overage_enabled, overage_cap, anchor_days_ago, (kind, amount), mut ops)| {
+                // Start funded, so that most reserves are granted.
+                ops.insert(
+                    0,
+                    Op::Grant {
+                        id: 0,
+                        kind,
+                        amount,
+                        priority: None,
+                        effective_in: None,
+                        expires_in: None,
+                        unit_price: 0,
+                    },
+                );
+                Case {
+                    overage_enabled,
+                    overage_cap,
+                    anchor_days_ago,
+                    ops,
+                }
+            },
+        )
+}
+
+/// One case: the two stores, the case's account and its clock.
+struct Pair {
+    model: Arc<MemoryStore>,
+    redis: Arc<RedisStore>,
+    account: String,
+    now: i64,
+    span: i64,
+    /// Reservation ids a Reserve was sent for, in first-seen order.
+    reserved: Vec<String>,
+}
+
+fn rid(i: usize) -> String {
+    format!("r{i}")
+}
+
+fn labels(n: usize) -> BTreeMap<String, String> {
+    [("feature", "grid"), ("project", "p-1")]
+        .iter()
+        .take(n)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Compares two answers: equal Ok values, or errors with the same reason and field.
+fn same<T: PartialEq + Debug>(
+    what: &str,
+    model: Result<T, Error>,
+    redis: Result<T, Error>,
+) -> Result<(), TestCaseError> {
+    match (&model, &redis) {
+        (Ok(a), Ok(b)) if a == b => Ok(()),
+        (Err(a), Err(b)) if error_key(a) == error_key(b) => {
+            if matches!(a, Error::Internal(_) | Error::Unavailable(_)) {
+                return Err(TestCaseError::fail(format!("{what}: both failed: {a:?}")));
+            }
+            Ok(())
+        }
+        _ => Err(TestCaseError::fail(format!(
+            "{what}: the stores disagree\n model: {model:?}\n redis: {redis:?}"
+        ))),
+    }
+}
+
+impl Pair {
+    /// The reservation a commit, release or extend acts on: one reserved earlier in the case
+    /// when there is one.
+    fn target(&self, i: usize) -> String {
+        if self.reserved.is_empty() {
+            rid(i)
+        } else {
+            self.reserved[i % self.reserved.len()].clone()
+        }
+    }
+
+    async fn run(&mut self, op: &Op, step: usize) -> Result<(), TestCaseError> {
+        let a = self.account.as_str();
+        let what = format!("step {step} {op:?}");
+        match op {
+            Op::Grant {
+                id,
+                kind,
+                amount,
+                priority,
+                effective_in,
+                expires_in,
+                unit_price,
+            } => {
+                let req = CreateGrant {
+                    priority: *priority,
+                    effective_at: effective_in.map(|d| self.now + d),
+                    expires_at: expires_in.map(|d| self.now + d),
+                    unit_price: *unit_price,
+                    ..new_grant(a, &format!("g{id}"), *kind, *amount)
+                };
+                let m = self.model.create_grant(req.clone()).await;
+                let r = self.redis.create_grant(req).await;
+                same(&what, m, r)
+            }
+            Op::Void { id } => {
+                let g = format!("g{id}");
+                let m = self.model.void_grant(a, &g).await;
+                let r = self.redis.void_grant(a, &g).await;
+                same(&what, m, r)
+            }
+            Op::Update {
+                overage_enabled,
+                overage_cap,
+                suspended,
+            } => {
+                let req = UpdateAccount {
+                    account_id: a.to_string(),
+                    overage_enabled: *overage_enabled,
+                    overage_cap: *overage_cap,
+                    suspended: *suspended,
+                    parent_id: None,
+                };
+                let m = self.model.update_account(req.clone()).await;
+                let r = self.redis.update_account(req).await;
+                same(&what, m, r)
+            }
+            Op::Reserve {
+                id,
+                amount,
+                min_amount,
+                ttl_seconds,
+                labels: n,
+            } => {
+                let req = Reserve {
+                    min_amount: *min_amount,
+                    ttl_seconds: *ttl_seconds,
+                    labels: labels(*n),
+                    ..new_reserve(a, &rid(*id), *amount)
+                };
+                if !self.reserved.contains(&req.reservation_id) {
+                    self.reserved.push(req.reservation_id.clone());
+                }
+                let m = self.model.reserve(req.clone()).await;
+                let r = self.redis.reserve(req).await;
+                same(&what, m, r)
+            }
+            Op::Commit {
+                id,
+                amount,
+                capture,
+                cap,
+                cost,
+            } => {
+                let req = Commit {
+                    capture_id: capture.map(|c| format!("c{c}")),
+                    overrun: if *cap { Overrun::Cap } else { Overrun::Charge },
+                    cost: *cost,
+                    ..new_commit(a, &self.target(*id), *amount)
+                };
+                let m = self.model.commit(req.clone()).await;
+                let r = self.redis.commit(req).await;
+                same(&what, m, r)
+            }
+            Op::Release { id } => {
+                let target = self.target(*id);
+                let m = self.model.release(a, &target).await;
+                let r = self.redis.release(a, &target).await;
+                same(&what, m, r)
+            }
+            Op::Extend { id, ttl_seconds } => {
+                let req = new_extend(a, &self.target(*id), *ttl_seconds);
+                let m = self.model.extend(req.clone()).await;
+                let r = self.redis.extend(req).await;
+                same(&what, m, r)
+            }
+            Op::Quote { amount } => {
+                let req = Quote {
+                    account_id: a.to_string(),
+                    subject_id: "user-1".to_string(),
+                    amount: *amount,
+                };
+                let m = self.model.quote(req.clone()).await;
+                let r = self.redis.quote(req).await;
+                same(&what, m, r)
+            }
+            Op::Advance { millis } => {
+                if self.span + millis > MAX_CASE_SPAN {
+                    return Ok(());
+                }
+                self.span += millis;
+                self.now += millis;
+                let m = self.model.advance_clock(*millis).await;
+                let r = self.redis.advance_clock(*millis).await;
+                same(&what, m, r)?;
+                same(&what, Ok(self.now), self.redis.now().await)
+            }
+            Op::Reap => {
+                let m = self.model.reap().await;
+                let r = self.redis.reap().await;
+                same(&what, m, r)
+            }
+            Op::Replay { .. } => Ok(()),
+        }
+    }
+
+    /// Both stores must show the same account after every step.
+    async fn compare_state(&self, step: usize) -> Result<(), TestCaseError> {
+        let a = self.account.as_str();
+        same(
+            &format!("after step {step}: balance"),
+            self.model.get_balance(a).await,
+            self.redis.get_balance(a).await,
+        )?;
+        same(
+            &format!("after step {step}: list_grants"),
+            self.model.list_grants(a).await,
+            self.redis.list_grants(a).await,
+        )?;
+        for id in self
+            .reserved
+            .iter()
+            .map(String::as_str)
+            .chain(["never-reserved"])
+        {
+            same(
+                &format!("after step {step}: reservation {id}"),
+                self.model.get_reservation(a, id).await,
+                self.redis.get_reservation(a, id).await,
+            )?;
+        }
+        let grants = self.model.list_grants(a).await.map_err(fail)?;
+        for g in grants {
+            prop_assert_eq!(
+                g.amount,
+                g.remaining + g.held + g.spent + g.expired + g.voided,
+                "conservation of {:?}",
+                g
+            );
+        }
+        Ok(())
+    }
+}
+
+fn fail(e: Error) -> TestCaseError {
+    TestCaseError::fail(format!("{e:?}"))
+}
+
+async fn run_case(url: &str, base: i64, n: u64, case: &Case) -> Result<(), TestCaseError> {
+    let model = Arc::new(MemoryStore::new(ClockMode::Manual(base)));
+    let redis = Arc::new(
+        RedisStore::new(url, SHARDS, ClockMode::Manual(base))
+            .await
+            .map_err(fail)?,
+    );
+    // Settle whatever earlier cases left due, so that reap counts only this case's account.
+    while redis.reap().await.map_err(fail)? > 0 {}
+    let account = format!("prop-{n}");
+    let req = CreateAccount {
+        overage_enabled: case.overage_enabled,
+        overage_cap: case.overage_cap,
+        billing_anchor: case
+            .anchor_days_ago
+            .map(|d| base - d * DAY - 3_600 * SECOND),
+        ..new_account(&account)
+    };
+    same(
+        "create_account",
+        model.create_account(req.clone()).await,
+        redis.create_account(req).await,
+    )?;
+    let mut pair = Pair {
+        model,
+        redis,
+        account,
+        now: base,
+        span: 0,
+        reserved: Vec::new(),
+    };
+    let mut done: Vec<&Op> = Vec::new();
+    for (step, op) in case.ops.iter().enumerate() {
+        let op = match op {
+            Op::Replay { nth } if !done.is_empty() => done[nth % done.len()],
+            other => other,
+        };
+        pair.run(op, step).await?;
+        pair.compare_state(step).await?;
+        done.push(op);
+    }
+    // The same events, in the same order, with the same moves: what the ledger will book.
+    let a = pair.account.as_str();
+    same(
+        "events",
+        Ok(pair.model.events(a)),
+        pair.redis.events(a).await,
+    )
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_CASES)
+}
+
+#[test]
+fn model_and_redis_agree_on_random_operation_sequences() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let config = Config {
+        cases: cases(),
+        failure_persistence: None,
+        max_shrink_time: 120_000,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let counter = AtomicU64::new(0);
+    let result = runner.run(&case(), |case| {
+        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let base = T0 + n as i64 * CASE_SPACING;
+        rt.block_on(run_case(&url, base, n, &case))
+    });
+    match result {
+        Ok(()) => {}
+        Err(TestError::Fail(why, case)) => {
+            panic!("model and Redis disagree: {why}\nminimal case: {case:#?}")
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
