@@ -561,3 +561,9 @@ async fn an_exposed_address_needs_tokens_or_insecure_no_auth() {
         "{message}"
     );
 }
+
+#[test]
+fn the_example_tokens_file_loads() {
+    let set = TokenSet::load(std::path::Path::new("examples/tokens.toml")).expect("example");
+    assert_eq!(set.entries().len(), 4);
+}
