@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -69,6 +70,30 @@ pub struct ServeArgs {
     /// Log format (the level comes from RUST_LOG, default info).
     #[arg(long, env = "CREDITD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Tokens file (TOML): bearer token hashes with their scopes and accounts. Absent: no
+    /// authorization (every call allowed), refused on a non-loopback address unless
+    /// --insecure-no-auth.
+    #[arg(long, env = "CREDITD_TOKENS", help_heading = "Security")]
+    pub tokens: Option<PathBuf>,
+
+    /// Serve without a tokens file on a non-loopback address (anyone who can connect may
+    /// charge and administer every account).
+    #[arg(long, env = "CREDITD_INSECURE_NO_AUTH", help_heading = "Security")]
+    pub insecure_no_auth: bool,
+
+    /// TLS certificate chain (PEM) for the gRPC listener; needs --tls-key.
+    #[arg(long, env = "CREDITD_TLS_CERT", help_heading = "Security")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(long, env = "CREDITD_TLS_KEY", help_heading = "Security")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificate (PEM): clients must present a certificate it signed (mTLS); needs
+    /// --tls-cert.
+    #[arg(long, env = "CREDITD_TLS_CLIENT_CA", help_heading = "Security")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Default for ServeArgs {
@@ -84,6 +109,11 @@ impl Default for ServeArgs {
             reap_interval_ms: 250,
             shutdown_grace_seconds: 10,
             log_format: LogFormat::Text,
+            tokens: None,
+            insecure_no_auth: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -134,7 +164,37 @@ impl ServeArgs {
                 bail!("--redis-url is empty (leave it unset for the memory store)");
             }
         }
+        self.validate_security()
+    }
+
+    /// TLS flags come in pairs; without a tokens file only loopback addresses are allowed,
+    /// unless `--insecure-no-auth`.
+    pub fn validate_security(&self) -> Result<()> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => bail!("--tls-cert needs --tls-key"),
+            (None, Some(_)) => bail!("--tls-key needs --tls-cert"),
+            _ => {}
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            bail!("--tls-client-ca needs --tls-cert and --tls-key (mTLS is on top of TLS)");
+        }
+        if self.tokens.is_none() && !self.insecure_no_auth {
+            if let Some(addr) = self.exposed_address() {
+                bail!(
+                    "refusing to listen on {addr} without authorization: give --tokens FILE \
+                     (see `creditd token hash`), listen on a loopback address, or pass \
+                     --insecure-no-auth"
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The first listen address (gRPC, then HTTP) that is not loopback.
+    pub fn exposed_address(&self) -> Option<SocketAddr> {
+        [self.listen, self.http_listen]
+            .into_iter()
+            .find(|a| !a.ip().is_loopback())
     }
 
     /// The TTL bounds the API applies (values already checked by [`ServeArgs::validate`]).
@@ -174,6 +234,11 @@ impl fmt::Debug for ServeArgs {
             .field("reap_interval_ms", &self.reap_interval_ms)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
             .field("log_format", &self.log_format)
+            .field("tokens", &self.tokens)
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_client_ca", &self.tls_client_ca)
             .finish()
     }
 }
@@ -251,10 +316,27 @@ mod tests {
             ),
             (&["--reap-interval-ms", "0"], "--reap-interval-ms"),
             (&["--max-ttl-seconds", "999999999"], "--max-ttl-seconds"),
+            (&["--tls-cert", "c.pem"], "--tls-key"),
+            (&["--tls-key", "k.pem"], "--tls-cert"),
+            (&["--tls-client-ca", "ca.pem"], "--tls-client-ca"),
+            (&["--listen", "0.0.0.0:50051"], "--insecure-no-auth"),
+            (&["--http-listen", "[::]:9464"], "--insecure-no-auth"),
         ];
         for (args, flag) in cases {
             let err = parse(args).validate().expect_err("must be refused");
             assert!(err.to_string().contains(flag), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn exposed_addresses_need_tokens_or_the_insecure_flag() {
+        for args in [
+            &["--listen", "0.0.0.0:1", "--tokens", "t.toml"][..],
+            &["--listen", "0.0.0.0:1", "--insecure-no-auth"],
+            &["--listen", "[::1]:1", "--http-listen", "127.0.0.2:2"],
+            &["--tls-cert", "c", "--tls-key", "k", "--tls-client-ca", "ca"],
+        ] {
+            assert!(parse(args).validate().is_ok(), "{args:?}");
         }
     }
 

@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Run the gRPC service (Credits, CreditAdmin, health, reflection) and the HTTP probes.
     Serve(creditd::config::ServeArgs),
+    /// Hash a bearer token for the tokens file, or generate a new one (no server needed).
+    Token(creditd::cli::TokenArgs),
     #[command(flatten)]
     Client(creditd::cli::ClientCommand),
 }
@@ -37,6 +39,7 @@ async fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Command::Token(args) => creditd::cli::token::run(args),
         Command::Client(cmd) => creditd::cli::run(cmd).await,
     }
 }

@@ -1,10 +1,12 @@
 //! The gRPC services: [`charge::CreditsService`] (the hot path) and [`admin::AdminService`]
 //! (accounts and grants), both over an `Arc<dyn Store>`.
 //!
-//! Every request is checked by [`validate`] before it reaches the store; answers are built by
+//! Every call is first authorized by [`auth`] (token, scope, account), then checked by
+//! [`validate`] before it reaches the store; answers are built by
 //! [`convert`]; model errors become statuses with `google.rpc.ErrorInfo` in [`errors`].
 
 pub mod admin;
+pub mod auth;
 pub mod charge;
 pub mod convert;
 pub mod errors;
@@ -17,6 +19,7 @@ use std::time::Instant;
 use tonic::{Response, Status};
 
 pub use admin::AdminService;
+pub use auth::Authorizer;
 pub use charge::CreditsService;
 pub use validate::TtlLimits;
 
@@ -25,6 +28,7 @@ use crate::proto::credit_admin_server::CreditAdminServer;
 use crate::proto::credits_server::CreditsServer;
 use crate::store::Store;
 use crate::telemetry::metrics;
+use auth::Guarded;
 
 /// Largest request accepted by every service, in bytes: a larger one is INVALID_ARGUMENT.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -32,14 +36,23 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// a bound on memory, above the request limit so that creditd's own check gives the typed error.
 pub const MAX_DECODE_BYTES: usize = 1024 * 1024;
 
-/// The `Credits` service, ready for `tonic::transport::Server::add_service`.
-pub fn credits_server(store: Arc<dyn Store>, ttl: TtlLimits) -> CreditsServer<CreditsService> {
-    CreditsServer::new(CreditsService::new(store, ttl)).max_decoding_message_size(MAX_DECODE_BYTES)
+/// The `Credits` service behind `auth`, ready for `tonic::transport::Server::add_service`.
+pub fn credits_server(
+    store: Arc<dyn Store>,
+    ttl: TtlLimits,
+    auth: Authorizer,
+) -> CreditsServer<Guarded<CreditsService>> {
+    CreditsServer::new(Guarded::new(CreditsService::new(store, ttl), auth))
+        .max_decoding_message_size(MAX_DECODE_BYTES)
 }
 
-/// The `CreditAdmin` service, ready for `tonic::transport::Server::add_service`.
-pub fn admin_server(store: Arc<dyn Store>) -> CreditAdminServer<AdminService> {
-    CreditAdminServer::new(AdminService::new(store)).max_decoding_message_size(MAX_DECODE_BYTES)
+/// The `CreditAdmin` service behind `auth`, ready for `tonic::transport::Server::add_service`.
+pub fn admin_server(
+    store: Arc<dyn Store>,
+    auth: Authorizer,
+) -> CreditAdminServer<Guarded<AdminService>> {
+    CreditAdminServer::new(Guarded::new(AdminService::new(store), auth))
+        .max_decoding_message_size(MAX_DECODE_BYTES)
 }
 
 /// Runs one call: times it, records its outcome and store failures, maps errors to statuses.

@@ -3,7 +3,10 @@
 
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
 
+use std::path::PathBuf;
+
 use super::credits::parse_credits;
+use super::secure::{parse_token, BearerToken};
 use super::time::{parse_duration, parse_timestamp};
 
 /// Exit codes, shown in `--help` of the commands that can be refused.
@@ -58,7 +61,8 @@ impl ClientCommand {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct Connection {
-    /// The creditd gRPC server (http://HOST:PORT; a bare HOST:PORT means http).
+    /// The creditd gRPC server (http://HOST:PORT, or https://HOST:PORT with --ca-cert; a bare
+    /// HOST:PORT means http).
     #[arg(
         long,
         global = true,
@@ -70,6 +74,28 @@ pub struct Connection {
     /// Print the server's answer as JSON (proto field names, amounts in micros) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Bearer token sent with every call (see `creditd token hash`).
+    #[arg(long, global = true, env = "CREDITD_TOKEN", hide_env_values = true, value_parser = parse_token)]
+    pub token: Option<BearerToken>,
+    /// CA certificate (PEM) that signed the server's certificate, for an https:// --server.
+    #[arg(long, global = true, env = "CREDITD_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for a server that requires one (mTLS); needs --client-key.
+    #[arg(
+        long,
+        global = true,
+        env = "CREDITD_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "CREDITD_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -330,13 +356,10 @@ fn parse_server_url(text: &str) -> Result<String, String> {
     };
     let url = url::Url::parse(&with_scheme).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err("https is not supported yet; use http:// (TLS comes with tokens)".into())
-        }
+        "http" | "https" => {}
         other => {
             return Err(format!(
-                "unsupported scheme {other:?}; use http://HOST:PORT"
+                "unsupported scheme {other:?}; use http://HOST:PORT or https://HOST:PORT"
             ))
         }
     }
@@ -431,7 +454,9 @@ mod tests {
         let cmd = parse_ok("creditd grant list acme --server http://10.0.0.1:7000/");
         assert_eq!(cmd.connection().server, "http://10.0.0.1:7000");
 
-        for bad in ["https://x:1", "ftp://x:1", "http://"] {
+        let cmd = parse_ok("creditd balance acme --server https://x:1 --ca-cert ca.pem");
+        assert_eq!(cmd.connection().server, "https://x:1");
+        for bad in ["ftp://x:1", "http://"] {
             let line = format!("creditd balance acme --server {bad}");
             assert_eq!(parse(&line).expect_err(bad).exit_code(), 2, "{bad}");
         }

@@ -13,7 +13,9 @@ mod errors;
 mod json;
 mod output;
 mod requests;
+mod secure;
 mod time;
+pub mod token;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use tonic::Status;
 
 pub use commands::ClientCommand;
 use commands::{AccountCommand, GrantCommand};
+pub use token::TokenArgs;
 
 use crate::proto::credit_admin_client::CreditAdminClient;
 use crate::proto::credits_client::CreditsClient;
@@ -38,11 +41,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// prints one line on stderr and returns 1.
 pub async fn run(cmd: ClientCommand) -> ExitCode {
     let connection = cmd.connection().clone();
-    let channel = match connect(&connection.server).await {
+    let channel = match connect(&connection).await {
         Ok(channel) => channel,
         Err(line) => return fail(&line),
     };
-    match execute(cmd, channel).await {
+    let auth = secure::BearerAuth::new(connection.token.clone());
+    match execute(cmd, channel, auth).await {
         Ok(answer) => {
             let text = if connection.json {
                 json::render(&answer)
@@ -76,20 +80,30 @@ fn fail(line: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn connect(server: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(server.to_string())
+async fn connect(connection: &commands::Connection) -> Result<Channel, String> {
+    let server = connection.server.as_str();
+    let mut endpoint = Endpoint::from_shared(server.to_string())
         .map_err(|e| format!("invalid --server {server:?}: {e}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT);
+    if let Some(tls) = secure::tls_config(connection)? {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| errors::describe_connect_error(&e, server))?;
+    }
     endpoint
         .connect()
         .await
         .map_err(|e| errors::describe_connect_error(&e, server))
 }
 
-async fn execute(cmd: ClientCommand, channel: Channel) -> Result<Answer, Status> {
-    let mut credits = CreditsClient::new(channel.clone());
-    let mut admin = CreditAdminClient::new(channel);
+async fn execute(
+    cmd: ClientCommand,
+    channel: Channel,
+    auth: secure::BearerAuth,
+) -> Result<Answer, Status> {
+    let mut credits = CreditsClient::with_interceptor(channel.clone(), auth.clone());
+    let mut admin = CreditAdminClient::with_interceptor(channel, auth);
     let answer = match cmd {
         ClientCommand::Account(args) => match args.command {
             AccountCommand::Get { account } => Answer::Account(

@@ -12,6 +12,7 @@ mod http;
 mod tasks;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{self, TtlLimits, MAX_DECODE_BYTES};
+use crate::api::auth::TokenSet;
+use crate::api::{self, Authorizer, TtlLimits, MAX_DECODE_BYTES};
 use crate::config::{mask_url, ServeArgs};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -32,6 +34,7 @@ use crate::telemetry::{self, metrics, Health, HealthState};
 
 pub use http::router as http_router;
 pub use tasks::health_service_names;
+pub use tls::TlsSettings;
 
 /// How often the pinger checks the store, and how long one ping may take.
 pub const PING_INTERVAL: Duration = Duration::from_millis(500);
@@ -51,6 +54,10 @@ pub struct ServerOptions {
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Who may call Credits and CreditAdmin (open: everyone).
+    pub auth: Authorizer,
+    /// TLS (and mTLS) for the gRPC listener; `None` is plaintext.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for ServerOptions {
@@ -64,6 +71,8 @@ impl Default for ServerOptions {
             ping_interval: PING_INTERVAL,
             ping_timeout: PING_TIMEOUT,
             shutdown_grace: Duration::from_secs(10),
+            auth: Authorizer::open(),
+            tls: None,
         }
     }
 }
@@ -78,7 +87,46 @@ impl ServerOptions {
             ping_interval: PING_INTERVAL,
             ping_timeout: PING_TIMEOUT,
             shutdown_grace: args.shutdown_grace(),
+            auth: Authorizer::open(),
+            tls: None,
         }
+    }
+
+    /// [`ServerOptions::from_args`] with the tokens file and the TLS files read and checked.
+    pub fn load(args: &ServeArgs) -> Result<Self> {
+        let auth = match &args.tokens {
+            Some(path) => Authorizer::with_tokens(TokenSet::load(path)?),
+            None => Authorizer::open(),
+        };
+        Ok(ServerOptions {
+            auth,
+            tls: TlsSettings::from_args(args)?,
+            ..ServerOptions::from_args(args)
+        })
+    }
+}
+
+/// Says, once at start-up, how calls are authorized and whether the listener is encrypted.
+fn log_security(args: &ServeArgs, opts: &ServerOptions) {
+    match (opts.auth.tokens(), args.exposed_address()) {
+        (Some(tokens), _) => tracing::info!(
+            tokens = tokens.entries().len(),
+            "authorization on: every Credits and CreditAdmin call needs a bearer token"
+        ),
+        (None, Some(addr)) => tracing::warn!(
+            "INSECURE: --insecure-no-auth on {addr}: NO AUTHORIZATION. Anyone who can connect \
+             may charge, read and administer EVERY account. Give --tokens FILE in production."
+        ),
+        (None, None) => tracing::warn!(
+            "no --tokens file: authorization is off (every call allowed; loopback only)"
+        ),
+    }
+    match &opts.tls {
+        Some(tls) if tls.is_mutual() => {
+            tracing::info!("gRPC over TLS, client certificates required (mTLS)")
+        }
+        Some(_) => tracing::info!("gRPC over TLS"),
+        None => tracing::info!("gRPC in plaintext (no --tls-cert)"),
     }
 }
 
@@ -90,8 +138,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     metrics::handle();
     tracing::info!("configuration: {args:?}");
     let mut signals = Signals::install()?;
+    let opts = ServerOptions::load(&args)?;
+    log_security(&args, &opts);
     let store = build_store(&args).await?;
-    let mut server = RunningServer::start(store, ServerOptions::from_args(&args)).await?;
+    let mut server = RunningServer::start(store, opts).await?;
     tracing::info!(
         "creditd listening grpc={} http={}",
         server.grpc_addr,
@@ -147,6 +197,7 @@ pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     /// The bound HTTP address.
     pub http_addr: SocketAddr,
+    tls: bool,
     health: Health,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<Result<()>>>,
@@ -204,11 +255,21 @@ impl RunningServer {
                 .with_graceful_shutdown(async move { tasks::stopped(&mut http_halt).await })
                 .await
         });
-        let grpc = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &opts.tls {
+            builder = builder
+                .tls_config(tls.server_config())
+                .context("invalid TLS certificate or key")?;
+        }
+        let grpc = builder
             .add_service(health_service.max_decoding_message_size(MAX_DECODE_BYTES))
             .add_service(reflection)
-            .add_service(api::credits_server(store.clone(), opts.ttl))
-            .add_service(api::admin_server(store.clone()))
+            .add_service(api::credits_server(
+                store.clone(),
+                opts.ttl,
+                opts.auth.clone(),
+            ))
+            .add_service(api::admin_server(store.clone(), opts.auth.clone()))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 async move { tasks::stopped(&mut drain_rx).await },
@@ -249,6 +310,7 @@ impl RunningServer {
         Ok(RunningServer {
             grpc_addr,
             http_addr,
+            tls: opts.tls.is_some(),
             health,
             stop,
             task: Some(task),
@@ -264,9 +326,10 @@ impl RunningServer {
         self.health.state()
     }
 
-    /// `http://host:port` of the gRPC server, for `tonic::transport::Channel`.
+    /// `http://host:port` of the gRPC server (`https` with TLS), for `tonic::transport::Channel`.
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.grpc_addr)
     }
 
     /// Starts the graceful shutdown without waiting for it.
