@@ -8,6 +8,7 @@ pub mod admin;
 pub mod charge;
 pub mod convert;
 pub mod errors;
+pub mod rate_card;
 pub mod validate;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ pub use charge::CreditsService;
 pub use validate::TtlLimits;
 
 use crate::error::Error;
+use crate::pricing::RateCardCell;
 use crate::proto::credit_admin_server::CreditAdminServer;
 use crate::proto::credits_server::CreditsServer;
 use crate::store::Store;
@@ -35,8 +37,12 @@ pub fn credits_server(store: Arc<dyn Store>, ttl: TtlLimits) -> CreditsServer<Cr
 }
 
 /// The `CreditAdmin` service, ready for `tonic::transport::Server::add_service`.
-pub fn admin_server(store: Arc<dyn Store>) -> CreditAdminServer<AdminService> {
-    CreditAdminServer::new(AdminService::new(store)).max_decoding_message_size(MAX_REQUEST_BYTES)
+pub fn admin_server(
+    store: Arc<dyn Store>,
+    rate_card: RateCardCell,
+) -> CreditAdminServer<AdminService> {
+    CreditAdminServer::new(AdminService::new(store).with_rate_card(rate_card))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
 }
 
 /// Runs one call: times it, records its outcome and store failures, maps errors to statuses.

@@ -9,6 +9,7 @@
 //! and the background tasks stop.
 
 mod http;
+mod pricing;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::api::{self, TtlLimits, MAX_REQUEST_BYTES};
 use crate::config::{mask_url, ServeArgs};
+use crate::pricing::RateCardCell;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::{ClockMode, Store};
@@ -51,6 +53,8 @@ pub struct ServerOptions {
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// The active rate card (empty: `GetRateCard` answers `RATE_CARD_NOT_CONFIGURED`).
+    pub rate_card: RateCardCell,
 }
 
 impl Default for ServerOptions {
@@ -64,6 +68,7 @@ impl Default for ServerOptions {
             ping_interval: PING_INTERVAL,
             ping_timeout: PING_TIMEOUT,
             shutdown_grace: Duration::from_secs(10),
+            rate_card: RateCardCell::empty(),
         }
     }
 }
@@ -78,20 +83,27 @@ impl ServerOptions {
             ping_interval: PING_INTERVAL,
             ping_timeout: PING_TIMEOUT,
             shutdown_grace: args.shutdown_grace(),
+            rate_card: RateCardCell::empty(),
         }
     }
 }
 
 /// Runs `creditd serve` until SIGTERM or SIGINT, then drains and returns `Ok(())`.
-/// A second signal during the drain stops at once.
+/// A second signal during the drain stops at once. SIGHUP reloads the `--pricing` file.
 pub async fn run(args: ServeArgs) -> Result<()> {
     args.validate()?;
     telemetry::set_log_format(args.log_format);
     metrics::handle();
     tracing::info!("configuration: {args:?}");
     let mut signals = Signals::install()?;
+    let pricing = pricing::load(&args)?;
+    let _reloader = pricing::reload_on_sighup(pricing.clone())?;
+    let mut opts = ServerOptions::from_args(&args);
+    if let Some(file) = &pricing {
+        opts.rate_card = file.cell();
+    }
     let store = build_store(&args).await?;
-    let mut server = RunningServer::start(store, ServerOptions::from_args(&args)).await?;
+    let mut server = RunningServer::start(store, opts).await?;
     tracing::info!(
         "creditd listening grpc={} http={}",
         server.grpc_addr,
@@ -208,7 +220,7 @@ impl RunningServer {
             .add_service(health_service.max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(reflection)
             .add_service(api::credits_server(store.clone(), opts.ttl))
-            .add_service(api::admin_server(store.clone()))
+            .add_service(api::admin_server(store.clone(), opts.rate_card.clone()))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 async move { tasks::stopped(&mut drain_rx).await },
