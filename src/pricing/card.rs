@@ -146,9 +146,8 @@ fn validate_card(raw: RawCard) -> Result<RateCard, CardError> {
     text("version", &version, MAX_VERSION_CHARS, true)?;
 
     let currency = raw.currency.clone().unwrap_or_default();
-    if !currency.is_empty()
-        && !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()))
-    {
+    let iso_code = currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase());
+    if !currency.is_empty() && !iso_code {
         return Err(CardError::new(
             "currency",
             format!("{currency:?} is not a three-letter ISO 4217 code such as \"USD\""),
