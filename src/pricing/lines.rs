@@ -203,7 +203,11 @@ pub fn apply_free_units(
     for (i, line) in lines.iter().enumerate() {
         let before = used_this_period(&line.sku).max(0);
         let here = used_here.entry(line.sku.as_str()).or_insert(0);
-        let left = (line.free_quantity_per_period - before - *here).max(0);
+        let left = line
+            .free_quantity_per_period
+            .saturating_sub(before)
+            .saturating_sub(*here)
+            .max(0);
         let free_applied = line.quantity.min(left);
         *here += free_applied;
         let billable_quantity = line.quantity - free_applied;
