@@ -67,6 +67,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CREDITD_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
 
+    /// Rate card file (YAML, or TOML when it ends in .toml): SKU prices in credits, plans,
+    /// top-up increment. Reloaded on SIGHUP. Unset: no priced calls, GetRateCard refuses.
+    #[arg(long, env = "CREDITD_PRICING", value_name = "FILE")]
+    pub pricing: Option<PathBuf>,
+
     /// Log format (the level comes from RUST_LOG, default info).
     #[arg(long, env = "CREDITD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -108,6 +113,7 @@ impl Default for ServeArgs {
             min_ttl_seconds: 1,
             reap_interval_ms: 250,
             shutdown_grace_seconds: 10,
+            pricing: None,
             log_format: LogFormat::Text,
             tokens: None,
             insecure_no_auth: false,
@@ -233,6 +239,7 @@ impl fmt::Debug for ServeArgs {
             .field("min_ttl_seconds", &self.min_ttl_seconds)
             .field("reap_interval_ms", &self.reap_interval_ms)
             .field("shutdown_grace_seconds", &self.shutdown_grace_seconds)
+            .field("pricing", &self.pricing)
             .field("log_format", &self.log_format)
             .field("tokens", &self.tokens)
             .field("insecure_no_auth", &self.insecure_no_auth)

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod model;
+pub mod pricing;
 pub mod store;
 
 pub mod proto {

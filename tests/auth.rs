@@ -7,6 +7,7 @@ use std::sync::Arc;
 use creditd::api::auth::{hash_hex, TokenSet};
 use creditd::api::Authorizer;
 use creditd::config::ServeArgs;
+use creditd::pricing::RateCardFile;
 use creditd::proto::credit_admin_client::CreditAdminClient;
 use creditd::proto::credits_client::CreditsClient;
 use creditd::proto::{self, GrantKind};
@@ -73,6 +74,14 @@ enum Rpc {
     CreateGrant,
     ListGrants,
     VoidGrant,
+    GetRateCard,
+}
+
+impl Rpc {
+    /// RPCs that act on no account: a token of any tenant with the scope may call them.
+    fn is_global(self) -> bool {
+        matches!(self, Rpc::GetRateCard)
+    }
 }
 
 /// The specification: every RPC and the acme tokens (one per scope) that may call it.
@@ -90,6 +99,7 @@ const TABLE: &[(Rpc, &[&str])] = &[
     (Rpc::CreateGrant, &[ACME_ADMIN]),
     (Rpc::ListGrants, &[ACME_READ, ACME_ADMIN]),
     (Rpc::VoidGrant, &[ACME_ADMIN]),
+    (Rpc::GetRateCard, &[ACME_READ, ACME_ADMIN]),
 ];
 
 const ACME_SCOPED: [&str; 3] = [ACME_CHARGE, ACME_READ, ACME_ADMIN];
@@ -125,8 +135,11 @@ struct Harness {
 impl Harness {
     async fn start(auth: Authorizer) -> Self {
         let store = Arc::new(MemoryStore::new(ClockMode::Manual(1_700_000_000_000)));
+        let card = RateCardFile::load(std::path::Path::new("examples/pricing.yaml"))
+            .expect("example rate card");
         let opts = ServerOptions {
             auth,
+            rate_card: card.cell(),
             ..ServerOptions::default()
         };
         let server = RunningServer::start(store, opts)
@@ -359,6 +372,10 @@ impl Harness {
                 let req = proto::ListGrantsRequest { account_id };
                 admin.list_grants(with_token(req, token)).await.map(drop)
             }
+            Rpc::GetRateCard => {
+                let req = proto::GetRateCardRequest::default();
+                admin.get_rate_card(with_token(req, token)).await.map(drop)
+            }
             Rpc::VoidGrant => {
                 let req = proto::VoidGrantRequest {
                     account_id,
@@ -424,7 +441,10 @@ async fn refusals_change_nothing() {
                 &format!("{rpc:?} with {token} (wrong scope)"),
             );
         }
-        for token in [GLOBEX_ALL, ACME_EXACT] {
+        for token in [GLOBEX_ALL, ACME_EXACT]
+            .into_iter()
+            .filter(|_| !rpc.is_global())
+        {
             assert_refused(
                 h.call(rpc, Some(token), &acme).await,
                 Code::PermissionDenied,
@@ -457,6 +477,7 @@ async fn the_right_scope_works_on_every_rpc() {
                     | Rpc::GetBalance
                     | Rpc::GetAccount
                     | Rpc::ListGrants
+                    | Rpc::GetRateCard
             );
             assert_eq!(
                 before == after,

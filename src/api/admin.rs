@@ -5,19 +5,31 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::validate;
-use super::{convert, observe, ok};
+use super::{convert, observe, ok, rate_card};
 use crate::model::Millis;
+use crate::pricing::RateCardCell;
 use crate::proto::{self, credit_admin_server::CreditAdmin};
 use crate::store::memory::system_now;
 use crate::store::Store;
 
 pub struct AdminService {
     store: Arc<dyn Store>,
+    rate_card: RateCardCell,
 }
 
 impl AdminService {
+    /// Without a rate card (`GetRateCard` answers `RATE_CARD_NOT_CONFIGURED`).
     pub fn new(store: Arc<dyn Store>) -> Self {
-        AdminService { store }
+        AdminService {
+            store,
+            rate_card: RateCardCell::empty(),
+        }
+    }
+
+    /// Serves this rate card (swapped in place on reload).
+    pub fn with_rate_card(mut self, rate_card: RateCardCell) -> Self {
+        self.rate_card = rate_card;
+        self
     }
 
     /// The store's clock, which decides a grant's state (pending, active, expired). The operation
@@ -116,5 +128,12 @@ impl CreditAdmin for AdminService {
             Ok(convert::grant(grant, &account, self.now().await))
         };
         observe("void_grant", call, ok).await
+    }
+
+    async fn get_rate_card(
+        &self,
+        _request: Request<proto::GetRateCardRequest>,
+    ) -> Result<Response<proto::RateCard>, Status> {
+        rate_card::get(&self.rate_card)
     }
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod charge;
 pub mod convert;
 pub mod errors;
+pub mod rate_card;
 pub mod validate;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ pub use charge::CreditsService;
 pub use validate::TtlLimits;
 
 use crate::error::Error;
+use crate::pricing::RateCardCell;
 use crate::proto::credit_admin_server::CreditAdminServer;
 use crate::proto::credits_server::CreditsServer;
 use crate::store::Store;
@@ -49,10 +51,14 @@ pub fn credits_server(
 /// The `CreditAdmin` service behind `auth`, ready for `tonic::transport::Server::add_service`.
 pub fn admin_server(
     store: Arc<dyn Store>,
+    rate_card: RateCardCell,
     auth: Authorizer,
 ) -> CreditAdminServer<Guarded<AdminService>> {
-    CreditAdminServer::new(Guarded::new(AdminService::new(store), auth))
-        .max_decoding_message_size(MAX_DECODE_BYTES)
+    CreditAdminServer::new(Guarded::new(
+        AdminService::new(store).with_rate_card(rate_card),
+        auth,
+    ))
+    .max_decoding_message_size(MAX_DECODE_BYTES)
 }
 
 /// Runs one call: times it, records its outcome and store failures, maps errors to statuses.

@@ -9,6 +9,7 @@
 //! and the background tasks stop.
 
 mod http;
+mod pricing;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::api::auth::TokenSet;
 use crate::api::{self, Authorizer, TtlLimits, MAX_DECODE_BYTES};
 use crate::config::{mask_url, ServeArgs};
+use crate::pricing::RateCardCell;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::{ClockMode, Store};
@@ -58,6 +60,8 @@ pub struct ServerOptions {
     pub auth: Authorizer,
     /// TLS (and mTLS) for the gRPC listener; `None` is plaintext.
     pub tls: Option<TlsSettings>,
+    /// The active rate card (empty: `GetRateCard` answers `RATE_CARD_NOT_CONFIGURED`).
+    pub rate_card: RateCardCell,
 }
 
 impl Default for ServerOptions {
@@ -73,6 +77,7 @@ impl Default for ServerOptions {
             shutdown_grace: Duration::from_secs(10),
             auth: Authorizer::open(),
             tls: None,
+            rate_card: RateCardCell::empty(),
         }
     }
 }
@@ -89,6 +94,7 @@ impl ServerOptions {
             shutdown_grace: args.shutdown_grace(),
             auth: Authorizer::open(),
             tls: None,
+            rate_card: RateCardCell::empty(),
         }
     }
 
@@ -131,15 +137,20 @@ fn log_security(args: &ServeArgs, opts: &ServerOptions) {
 }
 
 /// Runs `creditd serve` until SIGTERM or SIGINT, then drains and returns `Ok(())`.
-/// A second signal during the drain stops at once.
+/// A second signal during the drain stops at once. SIGHUP reloads the `--pricing` file.
 pub async fn run(args: ServeArgs) -> Result<()> {
     args.validate()?;
     telemetry::set_log_format(args.log_format);
     metrics::handle();
     tracing::info!("configuration: {args:?}");
     let mut signals = Signals::install()?;
-    let opts = ServerOptions::load(&args)?;
+    let mut opts = ServerOptions::load(&args)?;
     log_security(&args, &opts);
+    let pricing = pricing::load(&args)?;
+    let _reloader = pricing::reload_on_sighup(pricing.clone())?;
+    if let Some(file) = &pricing {
+        opts.rate_card = file.cell();
+    }
     let store = build_store(&args).await?;
     let mut server = RunningServer::start(store, opts).await?;
     tracing::info!(
@@ -269,7 +280,11 @@ impl RunningServer {
                 opts.ttl,
                 opts.auth.clone(),
             ))
-            .add_service(api::admin_server(store.clone(), opts.auth.clone()))
+            .add_service(api::admin_server(
+                store.clone(),
+                opts.rate_card.clone(),
+                opts.auth.clone(),
+            ))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 async move { tasks::stopped(&mut drain_rx).await },

@@ -98,6 +98,7 @@ guarded!(CreditAdmin for AdminService, ADMIN_RULES = "CreditAdmin" {
     create_grant: "CreateGrant" (CreateGrantRequest) -> Grant, ADMIN, account_id;
     list_grants: "ListGrants" (ListGrantsRequest) -> ListGrantsResponse, READ_OR_ADMIN, account_id;
     void_grant: "VoidGrant" (VoidGrantRequest) -> Grant, ADMIN, account_id;
+    get_rate_card: "GetRateCard" (GetRateCardRequest) -> RateCard, READ_OR_ADMIN, global;
 });
 
 #[cfg(test)]
