@@ -57,8 +57,22 @@ enum Op {
         overage_enabled: Option<bool>,
         overage_cap: Option<Micros>,
         suspended: Option<bool>,
+        thresholds: Option<Vec<Micros>>,
+        allowance_alert_percent: Option<i64>,
+        top_up: Option<(Micros, Micros)>,
+    },
+    /// Sets the policy of subject `owner` (see `subject`): spending right, a budget, a cap.
+    Policy {
+        owner: usize,
+        spending_enabled: bool,
+        budget: Option<(usize, bool, Micros)>,
+        rate: Option<(i64, i64)>,
+    },
+    RequestAccess {
+        owner: usize,
     },
     Reserve {
+        subject: usize,
         id: usize,
         amount: Micros,
         min_amount: Micros,
@@ -94,6 +108,8 @@ enum Op {
 
 #[derive(Debug, Clone)]
 struct Case {
+    /// On the "pro" plan, whose allowance comes at creation and at each new period.
+    on_plan: bool,
     overage_enabled: bool,
     overage_cap: Micros,
     anchor_days_ago: Option<i64>,
@@ -177,13 +193,15 @@ fn op() -> impl Strategy<Value = Op> {
         ttl(),
         0..3usize,
     )
-        .prop_map(|(id, amount, min_pick, ttl_seconds, labels)| {
+        .prop_flat_map(|t| (Just(t), 0..3usize))
+        .prop_map(|((id, amount, min_pick, ttl_seconds, labels), subject)| {
             let min_amount = match min_pick {
                 0 | 1 => 0,
                 2 => amount / 2,
                 _ => amount,
             };
             Op::Reserve {
+                subject,
                 id,
                 amount,
                 min_amount,
@@ -213,16 +231,53 @@ fn op() -> impl Strategy<Value = Op> {
         prop::option::of(any::<bool>()),
         prop::option::of(prop_oneof![Just(0i64), Just(5 * CREDIT), Just(20 * CREDIT)]),
         prop::option::of(prop::bool::weighted(0.3)),
+        prop::option::of(prop_oneof![
+            Just(vec![20 * CREDIT, 5 * CREDIT, 0]),
+            Just(vec![3 * CREDIT])
+        ]),
+        prop::option::of(prop_oneof![Just(50i64), Just(75)]),
+        prop::option::of(prop_oneof![
+            Just((0i64, 0i64)),
+            Just((5 * CREDIT, 10 * CREDIT))
+        ]),
     )
-        .prop_map(|(overage_enabled, overage_cap, suspended)| Op::Update {
-            overage_enabled,
-            overage_cap,
-            suspended,
+        .prop_map(
+            |(
+                overage_enabled,
+                overage_cap,
+                suspended,
+                thresholds,
+                allowance_alert_percent,
+                top_up,
+            )| {
+                Op::Update {
+                    overage_enabled,
+                    overage_cap,
+                    suspended,
+                    thresholds,
+                    allowance_alert_percent,
+                    top_up,
+                }
+            },
+        );
+    let policy = (
+        0..3usize,
+        prop::bool::weighted(0.8),
+        prop::option::of((0..3usize, any::<bool>(), 1..=30 * CREDIT)),
+        prop::option::of((1..=4i64, prop_oneof![Just(1i64), Just(60), Just(3_600)])),
+    )
+        .prop_map(|(owner, spending_enabled, budget, rate)| Op::Policy {
+            owner,
+            spending_enabled,
+            budget,
+            rate,
         });
     prop_oneof![
         3 => grant,
         1 => (0..GRANTS).prop_map(|id| Op::Void { id }),
         2 => update,
+        2 => policy,
+        1 => (0..3usize).prop_map(|owner| Op::RequestAccess { owner }),
         10 => reserve,
         8 => commit,
         3 => (0..RESERVATIONS).prop_map(|id| Op::Release { id }),
@@ -241,9 +296,10 @@ fn case() -> impl Strategy<Value = Case> {
         prop::option::of(0..=30i64),
         (kind(), 1..=60 * CREDIT),
         prop::collection::vec(op(), 1..=24),
+        any::<bool>(),
     )
         .prop_map(
-            |(overage_enabled, overage_cap, anchor_days_ago, (kind, amount), mut ops)| {
+            |(overage_enabled, overage_cap, anchor_days_ago, (kind, amount), mut ops, on_plan)| {
                 // Start funded, so that most reserves are granted.
                 ops.insert(
                     0,
@@ -258,6 +314,7 @@ fn case() -> impl Strategy<Value = Case> {
                     },
                 );
                 Case {
+                    on_plan,
                     overage_enabled,
                     overage_cap,
                     anchor_days_ago,
@@ -276,6 +333,16 @@ struct Pair {
     span: i64,
     /// Reservation ids a Reserve was sent for, in first-seen order.
     reserved: Vec<String>,
+}
+
+/// Subjects of a case: two users and, for policies, the whole account.
+fn subject(i: usize, for_policy: bool) -> String {
+    match i {
+        0 => "u0".to_string(),
+        1 => "u1".to_string(),
+        _ if for_policy => "*".to_string(),
+        _ => String::new(),
+    }
 }
 
 fn rid(i: usize) -> String {
@@ -355,6 +422,9 @@ impl Pair {
                 overage_enabled,
                 overage_cap,
                 suspended,
+                thresholds,
+                allowance_alert_percent,
+                top_up,
             } => {
                 let req = UpdateAccount {
                     account_id: a.to_string(),
@@ -362,12 +432,60 @@ impl Pair {
                     overage_cap: *overage_cap,
                     suspended: *suspended,
                     parent_id: None,
+                    thresholds: thresholds.clone(),
+                    allowance_alert_percent: *allowance_alert_percent,
+                    top_up: *top_up,
                 };
                 let m = self.model.update_account(req.clone()).await;
                 let r = self.redis.update_account(req).await;
                 same(&what, m, r)
             }
+            Op::Policy {
+                owner,
+                spending_enabled,
+                budget,
+                rate,
+            } => {
+                let scopes = ["subject", "label:project=p-1", "label:feature=grid"];
+                let policy = SubjectPolicy {
+                    subject_id: subject(*owner, true),
+                    spending_enabled: *spending_enabled,
+                    budgets: budget
+                        .iter()
+                        .map(|(scope, day, limit)| Budget {
+                            scope: scopes[*scope].to_string(),
+                            period: if *day {
+                                BudgetPeriod::Day
+                            } else {
+                                BudgetPeriod::BillingPeriod
+                            },
+                            limit: *limit,
+                        })
+                        .collect(),
+                    rate_limits: rate
+                        .iter()
+                        .map(|(max_count, window_seconds)| RateLimit {
+                            sku: "*".to_string(),
+                            max_count: *max_count,
+                            window_seconds: *window_seconds,
+                        })
+                        .collect(),
+                };
+                let m = self.model.set_subject_policy(a, policy.clone()).await;
+                let r = self.redis.set_subject_policy(a, policy.clone()).await;
+                same(&what, m, r)?;
+                let m = self.model.get_subject_policy(a, &policy.subject_id).await;
+                let r = self.redis.get_subject_policy(a, &policy.subject_id).await;
+                same(&what, m, r)
+            }
+            Op::RequestAccess { owner } => {
+                let who = subject(*owner, false);
+                let m = self.model.request_spending_access(a, &who, "please").await;
+                let r = self.redis.request_spending_access(a, &who, "please").await;
+                same(&what, m, r)
+            }
             Op::Reserve {
+                subject: who,
                 id,
                 amount,
                 min_amount,
@@ -375,6 +493,7 @@ impl Pair {
                 labels: n,
             } => {
                 let req = Reserve {
+                    subject_id: subject(*who, false),
                     min_amount: *min_amount,
                     ttl_seconds: *ttl_seconds,
                     labels: labels(*n),
@@ -495,10 +614,18 @@ async fn run_case(url: &str, base: i64, n: u64, case: &Case) -> Result<(), TestC
             .await
             .map_err(fail)?,
     );
+    let plans: Plans = [("pro".to_string(), 40 * CREDIT)].into();
+    model.set_plans(plans.clone());
+    redis.set_plans(plans);
     // Settle whatever earlier cases left due, so that reap counts only this case's account.
     while redis.reap().await.map_err(fail)? > 0 {}
     let account = format!("prop-{n}");
     let req = CreateAccount {
+        plan_id: if case.on_plan {
+            "pro".to_string()
+        } else {
+            String::new()
+        },
         overage_enabled: case.overage_enabled,
         overage_cap: case.overage_cap,
         billing_anchor: case

@@ -332,6 +332,7 @@ pub fn update_account(req: &proto::UpdateAccountRequest) -> Result<model::Update
             .as_deref()
             .map(|p| optional_id("parent_id", p))
             .transpose()?,
+        ..Default::default()
     })
 }
 

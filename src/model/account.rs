@@ -3,10 +3,11 @@
 //! `src/store/redis/*.lua` implement exactly the same steps in the same order; the property test
 //! (`tests/model_vs_redis.rs`) holds them to identical answers, balances and events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::event::Event;
 use super::period;
+use super::policy::*;
 use super::types::*;
 use crate::error::{Error, Result};
 
@@ -22,13 +23,32 @@ pub struct AccountState {
     pub period_end: Millis,
     pub grants: BTreeMap<String, Grant>,
     pub reservations: BTreeMap<String, Reservation>,
+    pub policies: BTreeMap<String, SubjectPolicy>,
+    pub usage: BTreeMap<String, Counter>,
+    /// Alerts fired and not re-armed yet.
+    pub fired: BTreeSet<String>,
 }
+
+/// Plan id → the allowance it issues each billing period.
+pub type Plans = BTreeMap<String, Micros>;
 
 /// A refusal: the reason and a human sentence.
 type Denial = (DenialReason, String);
 
+/// What a reserve may hold and the usage counters it moves.
+pub(super) struct Decision {
+    pub want: Micros,
+    pub rates: Vec<super::enforce::RateCount>,
+    pub charges: Vec<BudgetCharge>,
+}
+
 impl AccountState {
-    pub fn create(req: &CreateAccount, now: Millis, events: &mut Vec<Event>) -> Self {
+    pub fn create(
+        req: &CreateAccount,
+        plans: &Plans,
+        now: Millis,
+        events: &mut Vec<Event>,
+    ) -> Self {
         let anchor = req.billing_anchor.unwrap_or(now);
         let (period_start, period_end) = period::bounds(anchor, now);
         let mut state = AccountState {
@@ -41,6 +61,10 @@ impl AccountState {
                 overage_cap: req.overage_cap,
                 suspended: req.suspended,
                 created_at: now,
+                thresholds: Vec::new(),
+                allowance_alert_percent: 0,
+                top_up_threshold: 0,
+                top_up_amount: 0,
             },
             seq: 0,
             debt: 0,
@@ -51,10 +75,36 @@ impl AccountState {
             period_end,
             grants: BTreeMap::new(),
             reservations: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            usage: BTreeMap::new(),
+            fired: BTreeSet::new(),
         };
         let ev = state.event("account_created", now);
         events.push(ev);
+        state.issue_allowance(plans, now, events);
+        state.arm_alerts(now);
         state
+    }
+
+    /// Issues the plan's allowance for the current period, expiring at its end.
+    fn issue_allowance(&mut self, plans: &Plans, now: Millis, events: &mut Vec<Event>) {
+        let Some(&amount) = plans.get(&self.account.plan_id) else {
+            return;
+        };
+        let req = CreateGrant {
+            account_id: self.account.account_id.clone(),
+            grant_id: format!("allowance-{}", period::date(self.period_start)),
+            kind: GrantKind::Allowance,
+            amount,
+            priority: None,
+            effective_at: Some(self.period_start),
+            expires_at: Some(self.period_end),
+            unit_price: 0,
+        };
+        if amount > 0 && !self.grants.contains_key(&req.grant_id) {
+            // Cannot fail: a fresh id, an expiry after now, and plan amounts below 2^53.
+            let _ = self.create_grant(&req, now, events);
+        }
     }
 
     /// True when `req` asks for the account as it was created (a replay of CreateAccount).
@@ -68,7 +118,7 @@ impl AccountState {
             && req.billing_anchor.is_none_or(|t| t == a.billing_anchor)
     }
 
-    fn event(&mut self, kind: &str, now: Millis) -> Event {
+    pub(super) fn event(&mut self, kind: &str, now: Millis) -> Event {
         self.seq += 1;
         Event::new(&self.account.account_id, self.seq, kind, now)
     }
@@ -85,16 +135,7 @@ impl AccountState {
 
     /// Brings the account up to `now`: a new billing period, expired grants, expired holds.
     /// Every operation calls this first.
-    pub fn settle(&mut self, now: Millis, events: &mut Vec<Event>) {
-        if now >= self.period_end {
-            let (start, end) = period::bounds(self.account.billing_anchor, now);
-            self.period_start = start;
-            self.period_end = end;
-            self.overage_used = 0;
-            let ev = self.event("period_started", now);
-            events.push(ev);
-        }
-
+    pub fn settle(&mut self, plans: &Plans, now: Millis, events: &mut Vec<Event>) {
         let mut expiring: Vec<(Millis, i64, String)> = self
             .grants
             .values()
@@ -114,6 +155,17 @@ impl AccountState {
             events.push(ev);
         }
 
+        if now >= self.period_end {
+            let (start, end) = period::bounds(self.account.billing_anchor, now);
+            self.period_start = start;
+            self.period_end = end;
+            self.overage_used = 0;
+            self.fired.clear();
+            let ev = self.event("period_started", now);
+            events.push(ev);
+            self.issue_allowance(plans, now, events);
+        }
+
         let mut due: Vec<(Millis, String)> = self
             .reservations
             .values()
@@ -128,6 +180,7 @@ impl AccountState {
                 .expect("reservation listed above");
             let mut ev = self.reservation_event("hold_expired", now, &r);
             self.release_holds(&mut r, now, &mut ev);
+            self.adjust_budgets(&mut r);
             r.state = ReservationState::Expired;
             self.reservations.insert(id, r);
             events.push(ev);
@@ -210,8 +263,38 @@ impl AccountState {
         }
     }
 
-    /// How much of `amount` (at least `min_amount` when non-zero) can be held now, or why not.
-    fn spendable(&self, amount: Micros, min_amount: Micros, now: Millis) -> Result<Micros, Denial> {
+    /// Every check of a reserve, in order: the account, the subject's right to spend, frequency
+    /// caps, credits, budgets. Returns the amount to hold and the counters it moves, or the
+    /// refusal (with when to retry, for a frequency cap).
+    pub(super) fn decide(
+        &self,
+        subject: &str,
+        amount: Micros,
+        min_amount: Micros,
+        labels: &BTreeMap<String, String>,
+        now: Millis,
+    ) -> Result<Decision, (Denial, Option<Millis>)> {
+        let skus: &[(String, i64, Micros)] = &[];
+        self.account_open().map_err(|d| (d, None))?;
+        self.may_spend(subject).map_err(|d| (d, None))?;
+        let owners = self.policy_owners(subject);
+        let rates = self
+            .rate_counts(&owners, skus, now)
+            .map_err(|(d, at)| (d, Some(at)))?;
+        let want = self
+            .credit_room(amount, min_amount, now)
+            .map_err(|d| (d, None))?;
+        let charges = self
+            .budget_charges(&owners, want, labels, skus, now)
+            .map_err(|d| (d, None))?;
+        Ok(Decision {
+            want,
+            rates,
+            charges,
+        })
+    }
+
+    fn account_open(&self) -> Result<(), Denial> {
         if self.account.suspended {
             return Err((
                 DenialReason::AccountSuspended,
@@ -224,6 +307,16 @@ impl AccountState {
                 format!("the account owes {} credits", credits(self.debt)),
             ));
         }
+        Ok(())
+    }
+
+    /// How much of `amount` (at least `min_amount` when non-zero) the credits cover, or why not.
+    fn credit_room(
+        &self,
+        amount: Micros,
+        min_amount: Micros,
+        now: Millis,
+    ) -> Result<Micros, Denial> {
         let free = self.free(now);
         let room = self.overage_room();
         if free + room >= amount {
@@ -264,6 +357,16 @@ impl AccountState {
         }
         if let Some(v) = &req.parent_id {
             a.parent_id = v.clone();
+        }
+        if let Some(v) = &req.thresholds {
+            a.thresholds = v.clone();
+        }
+        if let Some(v) = req.allowance_alert_percent {
+            a.allowance_alert_percent = v;
+        }
+        if let Some((threshold, amount)) = req.top_up {
+            a.top_up_threshold = threshold;
+            a.top_up_amount = amount;
         }
         if self.account != before {
             let ev = self.event("account_updated", now);
@@ -370,7 +473,11 @@ impl AccountState {
     // ---- the hot path -------------------------------------------------------------------------
 
     pub fn quote(&self, req: &Quote, now: Millis) -> QuoteOutcome {
-        let denial = self.spendable(req.amount, 0, now).err().map(|(r, _)| r);
+        let no_labels = BTreeMap::new();
+        let denial = self
+            .decide(&req.subject_id, req.amount, 0, &no_labels, now)
+            .err()
+            .map(|((reason, _), _)| reason);
         QuoteOutcome {
             amount: req.amount,
             affordable: denial.is_none(),
@@ -400,17 +507,29 @@ impl AccountState {
                 reservation: Some(r.clone()),
                 balance: self.balance(now),
                 replayed: true,
+                retry_at: None,
             });
         }
-        let want = match self.spendable(req.amount, req.min_amount, now) {
-            Ok(want) => want,
-            Err((reason, detail)) => {
+        let Decision {
+            want,
+            rates,
+            charges,
+        } = match self.decide(
+            &req.subject_id,
+            req.amount,
+            req.min_amount,
+            &req.labels,
+            now,
+        ) {
+            Ok(decision) => decision,
+            Err(((reason, detail), retry_at)) => {
                 return Ok(ReserveOutcome {
                     denial: Some(reason),
                     denial_detail: detail,
                     reservation: None,
                     balance: self.balance(now),
                     replayed: false,
+                    retry_at,
                 })
             }
         };
@@ -433,7 +552,14 @@ impl AccountState {
             commit: None,
             captures: BTreeMap::new(),
             released: None,
+            budget_charges: charges,
         };
+        for (key, window, used) in rates {
+            self.usage.insert(key, Counter { window, used });
+        }
+        for c in &r.budget_charges {
+            self.add_usage(&c.key, c.window, c.amount);
+        }
         let mut ev = self.reservation_event("reserved", now, &r);
         let mut need = want;
         for id in self.drawdown_order(now) {
@@ -472,6 +598,7 @@ impl AccountState {
             reservation: Some(r),
             balance: self.balance(now),
             replayed: false,
+            retry_at: None,
         })
     }
 
@@ -595,6 +722,7 @@ impl AccountState {
             0
         };
         r.late |= late;
+        self.adjust_budgets(&mut r);
         let effect = CommitEffect {
             charged: charge,
             released,
@@ -641,6 +769,7 @@ impl AccountState {
                     .expect("found above");
                 let mut ev = self.reservation_event("released", now, &r);
                 let released = self.release_holds(&mut r, now, &mut ev);
+                self.adjust_budgets(&mut r);
                 r.state = ReservationState::Released;
                 r.released = Some(released);
                 self.reservations.insert(r.reservation_id.clone(), r);

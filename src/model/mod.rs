@@ -5,21 +5,53 @@
 //! every change.
 
 mod account;
+mod enforce;
 mod event;
 pub mod period;
+pub mod policy;
 mod types;
 
 use std::collections::BTreeMap;
 
-pub use account::AccountState;
+pub use account::{AccountState, Plans};
 pub use event::{Event, Move};
+pub use policy::{Budget, BudgetPeriod, RateLimit, SubjectPolicy};
 pub use types::*;
 
 use crate::error::{Error, Result};
 
+/// An answer that shows a balance, brought up to date after the alerts of a call.
+trait Answer {
+    fn refresh(&mut self, _state: &AccountState, _now: Millis) {}
+}
+
+macro_rules! answers_with_balance {
+    ($($t:ty),*) => {$(
+        impl Answer for $t {
+            fn refresh(&mut self, state: &AccountState, now: Millis) {
+                self.balance = state.balance(now);
+            }
+        }
+    )*};
+}
+answers_with_balance!(QuoteOutcome, ReserveOutcome, CommitOutcome, ReleaseOutcome);
+
+impl Answer for Balance {
+    fn refresh(&mut self, state: &AccountState, now: Millis) {
+        *self = state.balance(now);
+    }
+}
+impl Answer for () {}
+impl Answer for Account {}
+impl Answer for Grant {}
+impl Answer for Vec<Grant> {}
+impl Answer for Reservation {}
+impl Answer for SubjectPolicy {}
+
 #[derive(Debug, Default, Clone)]
 pub struct Model {
     accounts: BTreeMap<String, AccountState>,
+    plans: Plans,
 }
 
 impl Model {
@@ -27,16 +59,34 @@ impl Model {
         Self::default()
     }
 
-    /// The account, settled up to `now`.
-    fn account(
+    /// The plans of the active rate card: plan id → allowance per billing period.
+    pub fn set_plans(&mut self, plans: Plans) {
+        self.plans = plans;
+    }
+
+    /// Runs `op` on the account settled up to `now`, then fires the alerts its changes crossed
+    /// (and shows them in the answer's balance).
+    fn with<T: Answer>(
         &mut self,
         id: &str,
         now: Millis,
         events: &mut Vec<Event>,
-    ) -> Result<&mut AccountState> {
+        op: impl FnOnce(&mut AccountState, &mut Vec<Event>) -> Result<T>,
+    ) -> Result<T> {
         let state = self.accounts.get_mut(id).ok_or(Error::AccountNotFound)?;
-        state.settle(now, events);
-        Ok(state)
+        let before = events.len();
+        state.settle(&self.plans, now, events);
+        let mut out = op(state, events);
+        if events.len() > before {
+            let fired = events.len();
+            state.check_alerts(now, events);
+            if events.len() > fired {
+                if let Ok(answer) = &mut out {
+                    answer.refresh(state, now);
+                }
+            }
+        }
+        out
     }
 
     pub fn state(&self, id: &str) -> Option<&AccountState> {
@@ -50,14 +100,16 @@ impl Model {
         events: &mut Vec<Event>,
     ) -> Result<Account> {
         if self.accounts.contains_key(&req.account_id) {
-            let state = self.account(&req.account_id, now, events)?;
-            return if state.matches(req) {
-                Ok(state.account.clone())
-            } else {
-                Err(Error::conflict("account_id"))
-            };
+            return self.with(&req.account_id, now, events, |state, _| {
+                if state.matches(req) {
+                    Ok(state.account.clone())
+                } else {
+                    Err(Error::conflict("account_id"))
+                }
+            });
         }
-        let state = AccountState::create(req, now, events);
+        let mut state = AccountState::create(req, &self.plans, now, events);
+        state.check_alerts(now, events);
         let account = state.account.clone();
         self.accounts.insert(req.account_id.clone(), state);
         Ok(account)
@@ -69,7 +121,7 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<Account> {
-        Ok(self.account(id, now, events)?.account.clone())
+        self.with(id, now, events, |state, _| Ok(state.account.clone()))
     }
 
     pub fn update_account(
@@ -78,9 +130,10 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<Account> {
-        let state = self.account(&req.account_id, now, events)?;
-        state.update(req, now, events);
-        Ok(state.account.clone())
+        self.with(&req.account_id, now, events, |state, events| {
+            state.update(req, now, events);
+            Ok(state.account.clone())
+        })
     }
 
     pub fn create_grant(
@@ -89,8 +142,9 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<Grant> {
-        self.account(&req.account_id, now, events)?
-            .create_grant(req, now, events)
+        self.with(&req.account_id, now, events, |state, events| {
+            state.create_grant(req, now, events)
+        })
     }
 
     /// Every grant of the account, in creation order.
@@ -100,10 +154,11 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<Vec<Grant>> {
-        let state = self.account(id, now, events)?;
-        let mut grants: Vec<Grant> = state.grants.values().cloned().collect();
-        grants.sort_by_key(|g| g.created_seq);
-        Ok(grants)
+        self.with(id, now, events, |state, _| {
+            let mut grants: Vec<Grant> = state.grants.values().cloned().collect();
+            grants.sort_by_key(|g| g.created_seq);
+            Ok(grants)
+        })
     }
 
     pub fn void_grant(
@@ -113,8 +168,9 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<Grant> {
-        self.account(account_id, now, events)?
-            .void_grant(grant_id, now, events)
+        self.with(account_id, now, events, |state, events| {
+            state.void_grant(grant_id, now, events)
+        })
     }
 
     pub fn quote(
@@ -123,7 +179,9 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<QuoteOutcome> {
-        Ok(self.account(&req.account_id, now, events)?.quote(req, now))
+        self.with(&req.account_id, now, events, |state, _| {
+            Ok(state.quote(req, now))
+        })
     }
 
     pub fn reserve(
@@ -132,8 +190,9 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<ReserveOutcome> {
-        self.account(&req.account_id, now, events)?
-            .reserve(req, now, events)
+        self.with(&req.account_id, now, events, |state, events| {
+            state.reserve(req, now, events)
+        })
     }
 
     pub fn commit(
@@ -142,8 +201,9 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<CommitOutcome> {
-        self.account(&req.account_id, now, events)?
-            .commit(req, now, events)
+        self.with(&req.account_id, now, events, |state, events| {
+            state.commit(req, now, events)
+        })
     }
 
     pub fn release(
@@ -153,8 +213,9 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<ReleaseOutcome> {
-        self.account(account_id, now, events)?
-            .release(reservation_id, now, events)
+        self.with(account_id, now, events, |state, events| {
+            state.release(reservation_id, now, events)
+        })
     }
 
     pub fn extend(
@@ -163,8 +224,9 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<Reservation> {
-        self.account(&req.account_id, now, events)?
-            .extend(req, now, events)
+        self.with(&req.account_id, now, events, |state, events| {
+            state.extend(req, now, events)
+        })
     }
 
     pub fn get_reservation(
@@ -174,12 +236,13 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<Reservation> {
-        let state = self.account(account_id, now, events)?;
-        state
-            .reservations
-            .get(reservation_id)
-            .cloned()
-            .ok_or(Error::ReservationNotFound)
+        self.with(account_id, now, events, |state, _| {
+            state
+                .reservations
+                .get(reservation_id)
+                .cloned()
+                .ok_or(Error::ReservationNotFound)
+        })
     }
 
     pub fn get_balance(
@@ -188,18 +251,58 @@ impl Model {
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<Balance> {
-        Ok(self.account(id, now, events)?.balance(now))
+        self.with(id, now, events, |state, _| Ok(state.balance(now)))
+    }
+
+    pub fn set_subject_policy(
+        &mut self,
+        account_id: &str,
+        policy: &SubjectPolicy,
+        now: Millis,
+        events: &mut Vec<Event>,
+    ) -> Result<SubjectPolicy> {
+        self.with(account_id, now, events, |state, events| {
+            Ok(state.set_policy(policy, now, events))
+        })
+    }
+
+    pub fn get_subject_policy(
+        &mut self,
+        account_id: &str,
+        subject_id: &str,
+        now: Millis,
+        events: &mut Vec<Event>,
+    ) -> Result<SubjectPolicy> {
+        self.with(account_id, now, events, |state, _| {
+            Ok(state.policy(subject_id))
+        })
+    }
+
+    pub fn request_spending_access(
+        &mut self,
+        account_id: &str,
+        subject_id: &str,
+        note: &str,
+        now: Millis,
+        events: &mut Vec<Event>,
+    ) -> Result<()> {
+        self.with(account_id, now, events, |state, events| {
+            state.request_access(subject_id, note, now, events);
+            Ok(())
+        })
     }
 
     /// Settles every account that has a hold due at `now`; returns how many accounts it settled.
     pub fn reap(&mut self, now: Millis, events: &mut Vec<Event>) -> usize {
-        let mut settled = 0;
-        for state in self.accounts.values_mut() {
-            if state.next_hold_expiry().is_some_and(|t| t <= now) {
-                state.settle(now, events);
-                settled += 1;
-            }
+        let due: Vec<String> = self
+            .accounts
+            .iter()
+            .filter(|(_, s)| s.next_hold_expiry().is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &due {
+            let _ = self.with(id, now, events, |_, _| Ok(()));
         }
-        settled
+        due.len()
     }
 }

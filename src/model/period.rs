@@ -57,12 +57,24 @@ pub fn bounds(anchor: Millis, now: Millis) -> (Millis, Millis) {
     }
 }
 
+/// The UTC date of a time, as `YYYY-MM-DD`.
+pub fn date(t: Millis) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(DAY_MS));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ms(y: i64, m: i64, d: i64) -> Millis {
         days_from_civil(y, m, d) * DAY_MS
+    }
+
+    #[test]
+    fn dates_print_as_iso() {
+        assert_eq!(date(ms(2026, 2, 28) + 5), "2026-02-28");
+        assert_eq!(date(0), "1970-01-01");
     }
 
     #[test]

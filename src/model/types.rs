@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::policy::BudgetCharge;
+
 /// Micro-credits (or micro-units of money for prices and costs).
 pub type Micros = i64;
 /// Milliseconds since the Unix epoch, from the one shared clock.
@@ -211,6 +213,9 @@ pub struct Reservation {
     /// Amount returned by the release, if released.
     #[serde(default)]
     pub released: Option<Micros>,
+    /// What this hold adds to budget counters.
+    #[serde(default)]
+    pub budget_charges: Vec<BudgetCharge>,
 }
 
 /// The account's settings.
@@ -225,7 +230,23 @@ pub struct Account {
     pub overage_cap: Micros,
     pub suspended: bool,
     pub created_at: Millis,
+    /// Levels of available credits whose downward crossing is an event (empty = the defaults).
+    #[serde(default)]
+    pub thresholds: Vec<Micros>,
+    /// Share of the period's allowance, in percent, whose use is an event (0 = 75).
+    #[serde(default)]
+    pub allowance_alert_percent: i64,
+    /// Auto top-up: when available credits fall to this level a top-up is requested (0 amount = off).
+    #[serde(default)]
+    pub top_up_threshold: Micros,
+    #[serde(default)]
+    pub top_up_amount: Micros,
 }
+
+/// The default threshold levels: 10,000, 5,000, 1,000 and 0 credits.
+pub const DEFAULT_THRESHOLDS: [Micros; 4] = [10_000_000_000, 5_000_000_000, 1_000_000_000, 0];
+/// The default allowance alert: 75 % used.
+pub const DEFAULT_ALLOWANCE_ALERT_PERCENT: i64 = 75;
 
 /// One live grant as shown in a balance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +302,10 @@ pub struct UpdateAccount {
     pub overage_cap: Option<Micros>,
     pub suspended: Option<bool>,
     pub parent_id: Option<String>,
+    pub thresholds: Option<Vec<Micros>>,
+    pub allowance_alert_percent: Option<i64>,
+    /// (threshold, amount); amount 0 turns auto top-up off.
+    pub top_up: Option<(Micros, Micros)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,6 +380,9 @@ pub struct ReserveOutcome {
     pub reservation: Option<Reservation>,
     pub balance: Balance,
     pub replayed: bool,
+    /// With RATE_LIMITED: when the caller may try again.
+    #[serde(default)]
+    pub retry_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -106,6 +106,21 @@ impl Store for TestStore {
         self.check()?;
         self.inner.get_balance(a).await
     }
+    async fn set_subject_policy(&self, a: &str, p: SubjectPolicy) -> Result<SubjectPolicy> {
+        self.check()?;
+        self.inner.set_subject_policy(a, p).await
+    }
+    async fn get_subject_policy(&self, a: &str, s: &str) -> Result<SubjectPolicy> {
+        self.check()?;
+        self.inner.get_subject_policy(a, s).await
+    }
+    async fn request_spending_access(&self, a: &str, s: &str, note: &str) -> Result<()> {
+        self.check()?;
+        self.inner.request_spending_access(a, s, note).await
+    }
+    fn set_plans(&self, plans: Plans) {
+        self.inner.set_plans(plans)
+    }
     async fn reap(&self) -> Result<usize> {
         self.check()?;
         self.inner.reap().await

@@ -128,6 +128,33 @@ impl Store for MemoryStore {
     async fn get_balance(&self, account_id: &str) -> Result<Balance> {
         self.run(|m, now, ev| m.get_balance(account_id, now, ev))
     }
+    async fn set_subject_policy(
+        &self,
+        account_id: &str,
+        policy: SubjectPolicy,
+    ) -> Result<SubjectPolicy> {
+        self.run(|m, now, ev| m.set_subject_policy(account_id, &policy, now, ev))
+    }
+    async fn get_subject_policy(
+        &self,
+        account_id: &str,
+        subject_id: &str,
+    ) -> Result<SubjectPolicy> {
+        self.run(|m, now, ev| m.get_subject_policy(account_id, subject_id, now, ev))
+    }
+    async fn request_spending_access(
+        &self,
+        account_id: &str,
+        subject_id: &str,
+        note: &str,
+    ) -> Result<()> {
+        self.run(|m, now, ev| m.request_spending_access(account_id, subject_id, note, now, ev))
+    }
+    fn set_plans(&self, plans: Plans) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.model.set_plans(plans);
+        }
+    }
     async fn reap(&self) -> Result<usize> {
         self.run(|m, now, ev| Ok(m.reap(now, ev)))
     }

@@ -31,6 +31,26 @@ pub trait Store: Send + Sync + 'static {
     async fn get_reservation(&self, account_id: &str, reservation_id: &str) -> Result<Reservation>;
     async fn get_balance(&self, account_id: &str) -> Result<Balance>;
 
+    async fn set_subject_policy(
+        &self,
+        account_id: &str,
+        policy: SubjectPolicy,
+    ) -> Result<SubjectPolicy>;
+    /// The subject's own policy, or an open one (spending enabled, no limits) when it has none.
+    async fn get_subject_policy(&self, account_id: &str, subject_id: &str)
+        -> Result<SubjectPolicy>;
+    /// Records a subject's request for spending rights as an event for the account's admins.
+    async fn request_spending_access(
+        &self,
+        account_id: &str,
+        subject_id: &str,
+        note: &str,
+    ) -> Result<()>;
+
+    /// The plans of the active rate card (plan id → allowance per billing period): an account on
+    /// one of them gets its allowance at creation and at each new period.
+    fn set_plans(&self, plans: Plans);
+
     /// Settles the holds that are due on every shard; returns how many accounts were settled.
     async fn reap(&self) -> Result<usize>;
     /// Cheap liveness check of the backing store.

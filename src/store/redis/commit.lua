@@ -119,6 +119,7 @@ if final then
   r.state = 'COMMITTED'
 end
 r.late = r.late or late
+adjust_budgets(r)
 local effect = {charged = charge, released = released, overrun = overrun, debt = debt, late = late}
 local record = {params = {amount = amount, overrun = overrun_mode, cost = cost}, effect = effect}
 if final then

@@ -22,11 +22,14 @@ S.a = {
   account = {
     account_id = ACCOUNT_ID, parent_id = parent, plan_id = plan, billing_anchor = anchor,
     overage_enabled = overage_enabled, overage_cap = overage_cap, suspended = suspended,
-    created_at = NOW,
+    created_at = NOW, thresholds = {}, allowance_alert_percent = 0, top_up_threshold = 0,
+    top_up_amount = 0,
   },
   seq = 0, debt = 0, overage_used = 0, overage_held = 0, overage_total = 0,
-  period_start = start, period_end = stop,
+  period_start = start, period_end = stop, fired = {},
 }
 new_event('account_created')
+issue_allowance()
+arm_alerts()
 flush()
 return ok(S.a.account)

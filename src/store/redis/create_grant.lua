@@ -19,8 +19,8 @@ if existing ~= nil then
   end
   return ok(existing)
 end
-effective_at = effective_at or NOW
-if expires_at ~= nil and (expires_at <= NOW or expires_at <= effective_at) then
+local start = effective_at or NOW
+if expires_at ~= nil and (expires_at <= NOW or expires_at <= start) then
   flush()
   return fail('INVALID_ARGUMENT', 'expires_at', 'must be later than now and than effective_at')
 end
@@ -35,23 +35,6 @@ if open + amount > MAX then
   return fail('INVALID_ARGUMENT', 'amount_micros', "the account's total would reach 2^53 micro-credits")
 end
 
-local ev = new_event('grant_created')
-local g = {
-  grant_id = id, kind = kind, amount = amount, remaining = amount, held = 0, spent = 0,
-  expired = 0, voided = 0, priority = priority, effective_at = effective_at,
-  expires_at = expires_at, unit_price = unit_price, created_at = NOW, created_seq = S.a.seq,
-  closed = false, is_voided = false,
-}
-ev.detail = id
-move(ev, id, 'issued', 'available', amount)
-local pay = math.min(S.a.debt, amount)
-if pay > 0 then
-  g.remaining = g.remaining - pay
-  g.spent = g.spent + pay
-  S.a.debt = S.a.debt - pay
-  move(ev, id, 'available', 'debt_paid', pay)
-end
-S.grants[id] = g
-touch_grant(g)
+local g = add_grant(id, kind, amount, priority, start, expires_at, unit_price)
 flush()
 return ok(g)

@@ -6,6 +6,8 @@
 //! | `creditd:{N}:a:<account>:grants` | hash | grant id → grant (msgpack) |
 //! | `creditd:{N}:a:<account>:res` | hash | reservation id → reservation (msgpack) |
 //! | `creditd:{N}:a:<account>:expiry` | zset | held reservation id → expires_at (ms) |
+//! | `creditd:{N}:a:<account>:policies` | hash | subject id (or `*`) → policy (msgpack) |
+//! | `creditd:{N}:a:<account>:usage` | hash | budget / frequency-cap counter → {window, used} |
 //! | `creditd:{N}:due` | zset | account with holds → its earliest expiry (ms), for the reaper |
 //! | `creditd:{N}:events` | stream | every change of the shard's accounts, in order |
 //! | `creditd:{N}:clock` | string | a frozen clock (ms) for tests; absent in production |
@@ -30,7 +32,7 @@ pub fn clock(shard: u32) -> String {
     format!("creditd:{{{shard}}}:clock")
 }
 
-/// The seven keys every account script receives, in the order of `lib.lua`'s header.
+/// The nine keys every account script receives, in the order of `lib.lua`'s header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountKeys {
     pub shard: u32,
@@ -41,6 +43,8 @@ pub struct AccountKeys {
     pub due: String,
     pub events: String,
     pub clock: String,
+    pub policies: String,
+    pub usage: String,
 }
 
 impl AccountKeys {
@@ -52,6 +56,8 @@ impl AccountKeys {
             grants: format!("{base}:grants"),
             reservations: format!("{base}:res"),
             expiry: format!("{base}:expiry"),
+            policies: format!("{base}:policies"),
+            usage: format!("{base}:usage"),
             account: base,
             due: due(shard),
             events: events(shard),
@@ -59,7 +65,7 @@ impl AccountKeys {
         }
     }
 
-    pub fn all(&self) -> [&str; 7] {
+    pub fn all(&self) -> [&str; 9] {
         [
             &self.account,
             &self.grants,
@@ -68,6 +74,8 @@ impl AccountKeys {
             &self.due,
             &self.events,
             &self.clock,
+            &self.policies,
+            &self.usage,
         ]
     }
 }

@@ -10,10 +10,13 @@
 --   KEYS[5] the shard's accounts with holds, by earliest expiry (zset: account id -> ms)
 --   KEYS[6] the shard's event stream
 --   KEYS[7] the shard's test clock (string, ms; absent = Redis TIME)
+--   KEYS[8] subject policies (hash: subject id or '*' -> msgpack)
+--   KEYS[9] usage counters of budgets and frequency caps (hash: key -> msgpack {window, used})
 -- ARGV (common):
 --   ARGV[1] account id
 --   ARGV[2] approximate MAXLEN of the event stream
---   ARGV[3..] the operation's own arguments (see each file's header)
+--   ARGV[3] the rate card's plans, msgpack {plan id -> allowance} ('' = none); removed from ARGV
+--           here, so that each operation's own arguments start at ARGV[3] (see each file's header)
 --
 -- Amounts are integers below 2^53 held in Lua doubles, so every sum stays exact; numbers are turned
 -- into strings with fmt() (never tostring(), which rounds to 14 digits) before they reach Redis.
@@ -22,24 +25,38 @@
 
 local MAX = 9007199254740991
 local OVERAGE, DEBT = '@overage', '@debt'
-local K_ACCOUNT, K_GRANTS, K_RES, K_EXPIRY, K_DUE, K_EVENTS, K_CLOCK =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local K_ACCOUNT, K_GRANTS, K_RES, K_EXPIRY, K_DUE, K_EVENTS, K_CLOCK, K_POLICIES, K_USAGE =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local ACCOUNT_ID = ARGV[1]
 local MAXLEN = ARGV[2]
+local PLANS = {}
+if ARGV[3] ~= '' then
+  PLANS = cmsgpack.unpack(ARGV[3])
+end
+table.remove(ARGV, 3)
+local DAY_MS = 86400000
+local DEFAULT_THRESHOLDS = {10000000000, 5000000000, 1000000000, 0}
+local DEFAULT_ALLOWANCE_ALERT_PERCENT = 75
 
 local function fmt(n)
   return string.format('%d', n)
 end
 
+-- q, r with n = q * d + r and 0 <= r < d, exact for |n| < 2^53 (a plain floor(n / d) can round up).
+local function divmod(n, d)
+  local q = math.floor(n / d)
+  local r = n - q * d
+  if r < 0 then
+    q, r = q - 1, r + d
+  elseif r >= d then
+    q, r = q + 1, r - d
+  end
+  return q, r
+end
+
 -- Micro-credits as whole credits with decimals, trailing zeros trimmed (model::credits).
 local function credits(n)
-  local q = math.floor(n / 1000000)
-  local r = n - q * 1000000
-  if r < 0 then
-    q, r = q - 1, r + 1000000
-  elseif r >= 1000000 then
-    q, r = q + 1, r - 1000000
-  end
+  local q, r = divmod(n, 1000000)
   if r == 0 then
     return fmt(q)
   end
@@ -79,7 +96,10 @@ end
 
 -- ---- state ------------------------------------------------------------------------------------
 
-local S = {a = nil, grants = {}, dirty_grants = {}, res = {}, dirty_res = {}, events = {}}
+local S = {
+  a = nil, grants = {}, dirty_grants = {}, res = {}, dirty_res = {}, events = {},
+  policies = {}, usage = {}, dirty_usage = {},
+}
 
 local function load_account()
   local raw = redis.call('GET', K_ACCOUNT)
@@ -87,6 +107,7 @@ local function load_account()
     return false
   end
   S.a = cmsgpack.unpack(raw)
+  S.a.fired = S.a.fired or {}
   local flat = redis.call('HGETALL', K_GRANTS)
   for i = 1, #flat, 2 do
     S.grants[flat[i]] = cmsgpack.unpack(flat[i + 1])
@@ -116,6 +137,48 @@ local function put_res(r)
   S.dirty_res[r.reservation_id] = true
 end
 
+-- A subject's policy, or false when it has none.
+local function get_policy(subject)
+  local p = S.policies[subject]
+  if p == nil then
+    local raw = redis.call('HGET', K_POLICIES, subject)
+    if raw then p = cmsgpack.unpack(raw) else p = false end
+    S.policies[subject] = p
+  end
+  return p
+end
+
+local function usage_get(key)
+  local c = S.usage[key]
+  if c == nil then
+    local raw = redis.call('HGET', K_USAGE, key)
+    if raw then c = cmsgpack.unpack(raw) else c = false end
+    S.usage[key] = c
+  end
+  return c
+end
+
+local function counter(key, window)
+  local c = usage_get(key)
+  if c and c.window == window then
+    return c.used
+  end
+  return 0
+end
+
+local function usage_set(key, window, used)
+  S.usage[key] = {window = window, used = used}
+  S.dirty_usage[key] = true
+end
+
+local function add_usage(key, window, delta)
+  local c = usage_get(key)
+  if not c or c.window ~= window then
+    c = {window = window, used = 0}
+  end
+  usage_set(key, window, c.used + delta)
+end
+
 local function new_event(kind)
   S.a.seq = S.a.seq + 1
   local ev = {
@@ -140,41 +203,7 @@ local function move(ev, grant_id, from, to, amount)
   end
 end
 
--- Writes what changed, keeps the expiry indexes right and appends the events. Nothing is written
--- when nothing happened.
-local function flush()
-  if #S.events == 0 then
-    return
-  end
-  redis.call('SET', K_ACCOUNT, cmsgpack.pack(S.a))
-  for id in pairs(S.dirty_grants) do
-    redis.call('HSET', K_GRANTS, id, cmsgpack.pack(S.grants[id]))
-  end
-  for id in pairs(S.dirty_res) do
-    local r = S.res[id]
-    redis.call('HSET', K_RES, id, cmsgpack.pack(r))
-    if r.state == 'HELD' then
-      redis.call('ZADD', K_EXPIRY, fmt(r.expires_at), id)
-    else
-      redis.call('ZREM', K_EXPIRY, id)
-    end
-  end
-  local first = redis.call('ZRANGE', K_EXPIRY, 0, 0, 'WITHSCORES')
-  if first[1] then
-    redis.call('ZADD', K_DUE, first[2], ACCOUNT_ID)
-  else
-    redis.call('ZREM', K_DUE, ACCOUNT_ID)
-  end
-  for _, ev in ipairs(S.events) do
-    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*',
-      'account', ACCOUNT_ID, 'seq', fmt(ev.seq), 'kind', ev.kind, 'at', fmt(ev.at),
-      'body', cmsgpack.pack(ev))
-  end
-end
-
 -- ---- billing periods (src/model/period.rs) ------------------------------------------------------
-
-local DAY_MS = 86400000
 
 local function days_from_civil(y, m, d)
   if m <= 2 then y = y - 1 end
@@ -301,16 +330,10 @@ local function balance()
   }
 end
 
--- How much of amount (at least min_amount when non-zero) can be held now: returns the amount, or
--- nil with a denial reason and detail.
+-- How much of amount (at least min_amount when non-zero) the credits cover: the amount, or nil
+-- with a denial reason and detail (model AccountState::credit_room).
 local function spendable(amount, min_amount)
   local acc = S.a.account
-  if acc.suspended then
-    return nil, 'ACCOUNT_SUSPENDED', 'the account is suspended'
-  end
-  if S.a.debt > 0 then
-    return nil, 'DEBT_OUTSTANDING', 'the account owes ' .. credits(S.a.debt) .. ' credits'
-  end
   local total = free_credits() + overage_room()
   if total >= amount then
     return amount
@@ -359,14 +382,69 @@ local function release_holds(r, ev)
   return total
 end
 
+-- A new grant (already validated): its event, and debt paid first. Returns the grant.
+local function add_grant(id, kind, amount, priority, effective_at, expires_at, unit_price)
+  local ev = new_event('grant_created')
+  local g = {
+    grant_id = id, kind = kind, amount = amount, remaining = amount, held = 0, spent = 0,
+    expired = 0, voided = 0, priority = priority, effective_at = effective_at,
+    expires_at = expires_at, unit_price = unit_price, created_at = NOW, created_seq = S.a.seq,
+    closed = false, is_voided = false,
+  }
+  ev.detail = id
+  move(ev, id, 'issued', 'available', amount)
+  local pay = math.min(S.a.debt, amount)
+  if pay > 0 then
+    g.remaining = g.remaining - pay
+    g.spent = g.spent + pay
+    S.a.debt = S.a.debt - pay
+    move(ev, id, 'available', 'debt_paid', pay)
+  end
+  S.grants[id] = g
+  touch_grant(g)
+  return g
+end
+
+-- The UTC date of a time, YYYY-MM-DD (model::period::date).
+local function date(t)
+  local y, m, d = civil_from_days(divmod(t, DAY_MS))
+  return string.format('%04d-%02d-%02d', y, m, d)
+end
+
+-- The plan's allowance for the current period, expiring at its end.
+local function issue_allowance()
+  local amount = PLANS[S.a.account.plan_id]
+  if amount == nil then
+    return
+  end
+  local id = 'allowance-' .. date(S.a.period_start)
+  if amount > 0 and S.grants[id] == nil then
+    add_grant(id, 'ALLOWANCE', amount, 10, S.a.period_start, S.a.period_end, 0)
+  end
+end
+
+-- Brings the budget counters in line with what the hold still holds or has charged.
+local function adjust_budgets(r)
+  local exposure = r.held + r.committed
+  for _, c in ipairs(r.budget_charges or {}) do
+    local target = exposure
+    if c.fixed then
+      target = math.min(c.amount, exposure)
+    end
+    local delta = target - c.amount
+    if delta ~= 0 then
+      local u = usage_get(c.key)
+      if u and u.window == c.window then
+        usage_set(c.key, u.window, u.used + delta)
+      end
+      c.amount = target
+    end
+  end
+end
+
 -- Brings the account up to NOW: a new billing period, expired grants, expired holds.
 local function settle()
   local a = S.a
-  if NOW >= a.period_end then
-    a.period_start, a.period_end = period_bounds(a.account.billing_anchor, NOW)
-    a.overage_used = 0
-    new_event('period_started')
-  end
 
   local expiring = {}
   for _, g in pairs(S.grants) do
@@ -389,12 +467,21 @@ local function settle()
     move(ev, g.grant_id, 'available', 'expired', amount)
   end
 
+  if NOW >= a.period_end then
+    a.period_start, a.period_end = period_bounds(a.account.billing_anchor, NOW)
+    a.overage_used = 0
+    a.fired = {}
+    new_event('period_started')
+    issue_allowance()
+  end
+
   local due = redis.call('ZRANGEBYSCORE', K_EXPIRY, '-inf', fmt(NOW))
   for _, id in ipairs(due) do
     local r = get_res(id)
     if r ~= nil and r.state == 'HELD' then
       local ev = reservation_event('hold_expired', r)
       release_holds(r, ev)
+      adjust_budgets(r)
       r.state = 'EXPIRED'
       put_res(r)
     end
@@ -408,4 +495,252 @@ local function open_account()
   end
   settle()
   return true
+end
+
+-- ---- policies: spending rights, frequency caps, budgets (src/model/enforce.rs) ---------------------
+
+local function who(owner)
+  if owner == '*' then
+    return 'the account'
+  end
+  return 'subject ' .. owner
+end
+
+local function policy_owners(subject)
+  local owners = {}
+  if subject ~= '*' and get_policy(subject) then
+    table.insert(owners, subject)
+  end
+  if get_policy('*') then
+    table.insert(owners, '*')
+  end
+  return owners
+end
+
+local function may_spend(subject)
+  local p = get_policy(subject) or get_policy('*')
+  if p and not p.spending_enabled then
+    return nil, 'SPENDING_DISABLED', "spending is disabled for subject '" .. subject .. "'"
+  end
+  return true
+end
+
+local function rate_counts(owners, skus)
+  local out = {}
+  for _, owner in ipairs(owners) do
+    for _, rl in ipairs(get_policy(owner).rate_limits) do
+      local q = 0
+      if rl.sku == '*' then
+        q = 1
+      else
+        for _, l in ipairs(skus) do
+          if l[1] == rl.sku then q = q + l[2] end
+        end
+      end
+      if q > 0 then
+        local span = rl.window_seconds * 1000
+        local _, into = divmod(NOW, span)
+        local window = NOW - into
+        local key = 'r|' .. owner .. '|' .. rl.sku .. '|' .. fmt(rl.window_seconds)
+        local used = counter(key, window)
+        if used + q > rl.max_count then
+          local wait = math.floor((window + span - NOW + 999) / 1000)
+          return nil, 'RATE_LIMITED', who(owner) .. ' may use ' .. fmt(rl.max_count) .. ' ' .. rl.sku
+            .. ' per ' .. fmt(rl.window_seconds) .. ' s; retry in ' .. fmt(wait) .. ' s', window + span
+        end
+        table.insert(out, {key, window, used + q})
+      end
+    end
+  end
+  return out
+end
+
+-- What a budget scope counts of a hold: amount (and whether it is a fixed SKU share), or nil.
+local function scope_amount(scope, amount, labels, skus)
+  if scope == '' or scope == 'subject' then
+    return amount, false
+  end
+  if string.sub(scope, 1, 6) == 'label:' then
+    local kv = string.sub(scope, 7)
+    local eq = string.find(kv, '=', 1, true)
+    if not eq then return nil end
+    if labels[string.sub(kv, 1, eq - 1)] == string.sub(kv, eq + 1) then
+      return amount, false
+    end
+    return nil
+  end
+  if string.sub(scope, 1, 4) == 'sku:' then
+    local sku, share, found = string.sub(scope, 5), 0, false
+    for _, l in ipairs(skus) do
+      if l[1] == sku then share, found = share + l[3], true end
+    end
+    if found then return share, true end
+  end
+  return nil
+end
+
+local function budget_charges(owners, amount, labels, skus)
+  local out = {}
+  for _, owner in ipairs(owners) do
+    for _, b in ipairs(get_policy(owner).budgets) do
+      local share, fixed = scope_amount(b.scope, amount, labels, skus)
+      if share ~= nil then
+        local window, period = S.a.period_start, 'period'
+        if b.period == 'DAY' then
+          local _, into = divmod(NOW, DAY_MS)
+          window, period = NOW - into, 'day'
+        end
+        local key = 'b|' .. owner .. '|' .. b.scope .. '|' .. period
+        local used = counter(key, window)
+        if used + share > b.limit then
+          return nil, 'BUDGET_LIMIT_REACHED', 'budget ' .. key .. ' of ' .. who(owner) .. ': '
+            .. credits(math.max(b.limit - used, 0)) .. ' of ' .. credits(b.limit) .. ' credits left'
+        end
+        table.insert(out, {key = key, window = window, amount = share, fixed = fixed})
+      end
+    end
+  end
+  return out
+end
+
+local function account_open()
+  if S.a.account.suspended then
+    return nil, 'ACCOUNT_SUSPENDED', 'the account is suspended'
+  end
+  if S.a.debt > 0 then
+    return nil, 'DEBT_OUTSTANDING', 'the account owes ' .. credits(S.a.debt) .. ' credits'
+  end
+  return true
+end
+
+-- Every check of a reserve, in order (model AccountState::decide): returns the amount to hold,
+-- the rate counters and the budget charges; or nil, reason, detail, retry time.
+local function decide(subject, amount, min_amount, labels)
+  local skus = {}
+  local okay, reason, detail = account_open()
+  if not okay then return nil, reason, detail end
+  okay, reason, detail = may_spend(subject)
+  if not okay then return nil, reason, detail end
+  local owners = policy_owners(subject)
+  local rates, retry_at
+  rates, reason, detail, retry_at = rate_counts(owners, skus)
+  if not rates then return nil, reason, detail, retry_at end
+  local want
+  want, reason, detail = spendable(amount, min_amount)
+  if not want then return nil, reason, detail end
+  local charges
+  charges, reason, detail = budget_charges(owners, want, labels, skus)
+  if not charges then return nil, reason, detail end
+  return want, rates, charges
+end
+
+-- ---- alerts (src/model/enforce.rs) --------------------------------------------------------------
+
+local function levels()
+  local t = S.a.account.thresholds
+  if t == nil or #t == 0 then
+    return DEFAULT_THRESHOLDS
+  end
+  return t
+end
+
+-- Marks the levels already crossed at creation, so a new account does not announce them.
+local function arm_alerts()
+  local available = balance().available
+  for _, level in ipairs(levels()) do
+    if available <= level then
+      S.a.fired['level:' .. fmt(level)] = true
+    end
+  end
+end
+
+local function alert(key, kind, detail)
+  if not S.a.fired[key] then
+    S.a.fired[key] = true
+    local ev = new_event(kind)
+    ev.detail = detail
+  end
+end
+
+local function check_alerts()
+  local a = S.a
+  local available = balance().available
+  for _, level in ipairs(levels()) do
+    local key = 'level:' .. fmt(level)
+    if available <= level then
+      alert(key, 'threshold_crossed', fmt(level))
+    else
+      a.fired[key] = nil
+    end
+  end
+
+  local total, used = 0, 0
+  for _, g in pairs(S.grants) do
+    if g.kind == 'ALLOWANCE' and grant_state(g) == 'ACTIVE' then
+      total = total + g.amount
+      used = used + g.amount - g.remaining
+    end
+  end
+  local percent = a.account.allowance_alert_percent or 0
+  if percent == 0 then percent = DEFAULT_ALLOWANCE_ALERT_PERCENT end
+  local q, r = divmod(total, 100)
+  local mark = q * percent + math.floor((r * percent + 99) / 100)
+  if total > 0 and used >= mark then
+    alert('allowance', 'allowance_used', fmt(percent))
+  end
+
+  local acc = a.account
+  if acc.overage_enabled and acc.overage_cap > 0 and a.overage_used + a.overage_held >= acc.overage_cap then
+    alert('overage_cap', 'overage_cap_reached', '')
+  end
+
+  if a.debt > 0 then
+    alert('debt', 'debt_incurred', fmt(a.debt))
+  else
+    a.fired['debt'] = nil
+  end
+
+  if (acc.top_up_amount or 0) > 0 and available <= acc.top_up_threshold then
+    alert('top_up', 'top_up_requested', fmt(acc.top_up_amount))
+  else
+    a.fired['top_up'] = nil
+  end
+end
+
+-- ---- writing -------------------------------------------------------------------------------------
+
+-- When anything happened: fires the alerts it crossed, writes what changed, keeps the expiry
+-- indexes right and appends the events. Nothing is written when nothing happened.
+local function flush()
+  if #S.events == 0 then
+    return
+  end
+  check_alerts()
+  redis.call('SET', K_ACCOUNT, cmsgpack.pack(S.a))
+  for id in pairs(S.dirty_grants) do
+    redis.call('HSET', K_GRANTS, id, cmsgpack.pack(S.grants[id]))
+  end
+  for id in pairs(S.dirty_res) do
+    local r = S.res[id]
+    redis.call('HSET', K_RES, id, cmsgpack.pack(r))
+    if r.state == 'HELD' then
+      redis.call('ZADD', K_EXPIRY, fmt(r.expires_at), id)
+    else
+      redis.call('ZREM', K_EXPIRY, id)
+    end
+  end
+  for key in pairs(S.dirty_usage) do
+    redis.call('HSET', K_USAGE, key, cmsgpack.pack(S.usage[key]))
+  end
+  local first = redis.call('ZRANGE', K_EXPIRY, 0, 0, 'WITHSCORES')
+  if first[1] then
+    redis.call('ZADD', K_DUE, first[2], ACCOUNT_ID)
+  else
+    redis.call('ZREM', K_DUE, ACCOUNT_ID)
+  end
+  for _, ev in ipairs(S.events) do
+    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*',
+      'account', ACCOUNT_ID, 'seq', fmt(ev.seq), 'kind', ev.kind, 'at', fmt(ev.at),
+      'body', cmsgpack.pack(ev))
+  end
 end

@@ -51,6 +51,9 @@ struct Scripts {
     get_reservation: Script,
     get_balance: Script,
     settle: Script,
+    set_policy: Script,
+    get_policy: Script,
+    request_access: Script,
     due_accounts: Script,
 }
 
@@ -71,6 +74,9 @@ impl Scripts {
             get_reservation: account_script!("get_reservation.lua"),
             get_balance: account_script!("get_balance.lua"),
             settle: account_script!("settle.lua"),
+            set_policy: account_script!("set_policy.lua"),
+            get_policy: account_script!("get_policy.lua"),
+            request_access: account_script!("request_access.lua"),
             due_accounts: Script::new(include_str!("due_accounts.lua")),
         }
     }
@@ -93,6 +99,8 @@ pub struct RedisStore {
     shards: u32,
     stream_maxlen: u64,
     scripts: Scripts,
+    /// The rate card's plans, msgpack-encoded for the scripts (empty: none).
+    plans: std::sync::RwLock<Vec<u8>>,
 }
 
 impl RedisStore {
@@ -111,6 +119,7 @@ impl RedisStore {
             shards,
             stream_maxlen: DEFAULT_STREAM_MAXLEN,
             scripts: Scripts::new(),
+            plans: std::sync::RwLock::new(Vec::new()),
         };
         if let ClockMode::Manual(t) = clock {
             let mut conn = store.conn().await?;
@@ -149,8 +158,8 @@ impl RedisStore {
         AccountKeys::new(account_id, self.shards)
     }
 
-    /// Runs an account script: the account's seven keys, then the account id, the stream cap and
-    /// the operation's own arguments.
+    /// Runs an account script: the account's nine keys, then the account id, the stream cap, the
+    /// plans and the operation's own arguments.
     async fn call<T: DeserializeOwned>(
         &self,
         script: &Script,
@@ -162,7 +171,8 @@ impl RedisStore {
         for k in keys.all() {
             inv.key(k);
         }
-        inv.arg(account_id).arg(self.stream_maxlen);
+        let plans = self.plans.read().map(|p| p.clone()).unwrap_or_default();
+        inv.arg(account_id).arg(self.stream_maxlen).arg(plans);
         for a in args {
             inv.arg(a.as_str());
         }
@@ -232,6 +242,11 @@ fn opt(v: Option<i64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
+/// A value as JSON for a script's `cjson.decode` (exact for the integers creditd uses: below 2^53).
+fn pack<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Internal(format!("json: {e}")))
+}
+
 fn flag(b: bool) -> String {
     if b { "1" } else { "0" }.to_string()
 }
@@ -284,6 +299,13 @@ impl Store for RedisStore {
             req.suspended.map(flag).unwrap_or_default(),
             req.parent_id.clone().unwrap_or_default(),
             flag(req.parent_id.is_some()),
+            match &req.thresholds {
+                Some(levels) => pack(levels)?,
+                None => String::new(),
+            },
+            opt(req.allowance_alert_percent),
+            opt(req.top_up.map(|t| t.0)),
+            opt(req.top_up.map(|t| t.1)),
         ];
         self.call(&self.scripts.update_account, &req.account_id, &args)
             .await
@@ -373,6 +395,51 @@ impl Store for RedisStore {
 
     async fn get_balance(&self, account_id: &str) -> Result<Balance> {
         self.call(&self.scripts.get_balance, account_id, &[]).await
+    }
+
+    async fn set_subject_policy(
+        &self,
+        account_id: &str,
+        policy: SubjectPolicy,
+    ) -> Result<SubjectPolicy> {
+        let args = [policy.subject_id.clone(), pack(&policy)?];
+        self.call(&self.scripts.set_policy, account_id, &args).await
+    }
+
+    async fn get_subject_policy(
+        &self,
+        account_id: &str,
+        subject_id: &str,
+    ) -> Result<SubjectPolicy> {
+        self.call(&self.scripts.get_policy, account_id, &[s(subject_id)])
+            .await
+    }
+
+    async fn request_spending_access(
+        &self,
+        account_id: &str,
+        subject_id: &str,
+        note: &str,
+    ) -> Result<()> {
+        let _: bool = self
+            .call(
+                &self.scripts.request_access,
+                account_id,
+                &[s(subject_id), s(note)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn set_plans(&self, plans: Plans) {
+        let packed = if plans.is_empty() {
+            Vec::new()
+        } else {
+            rmp_serde::to_vec_named(&plans).unwrap_or_default()
+        };
+        if let Ok(mut p) = self.plans.write() {
+            *p = packed;
+        }
     }
 
     async fn reap(&self) -> Result<usize> {

@@ -4,6 +4,7 @@ local amount = arg_int(4)
 if not open_account() then
   return fail('ACCOUNT_NOT_FOUND')
 end
-local _, reason = spendable(amount, 0)
+local want, reason = decide(ARGV[3], amount, 0, {})
+if want then reason = nil end
 flush()
 return ok({amount = amount, affordable = reason == nil, denial = reason, balance = balance()})

@@ -17,6 +17,7 @@ elseif r.state == 'RELEASED' then
 elseif r.state == 'HELD' then
   local ev = reservation_event('released', r)
   released = release_holds(r, ev)
+  adjust_budgets(r)
   r.state = 'RELEASED'
   r.released = released
   put_res(r)

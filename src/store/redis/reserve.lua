@@ -32,18 +32,27 @@ if r ~= nil then
   return ok({denial_detail = '', reservation = r, balance = balance(), replayed = true})
 end
 
-local want, reason, detail = spendable(amount, min_amount)
+local want, rates, charges, retry_at = decide(subject, amount, min_amount, labels)
 if want == nil then
+  local reason, detail
+  reason, detail, retry_at = rates, charges, retry_at
   flush()
-  return ok({denial = reason, denial_detail = detail, balance = balance(), replayed = false})
+  return ok({denial = reason, denial_detail = detail, balance = balance(), replayed = false,
+    retry_at = retry_at})
 end
 
 r = {
   reservation_id = id, account_id = ACCOUNT_ID, subject_id = subject, state = 'HELD',
   requested = amount, granted = want, min_amount = min_amount, ttl_seconds = ttl,
   held = want, committed = 0, expires_at = NOW + ttl * 1000, created_at = NOW,
-  allocations = {}, labels = labels, late = false, captures = {},
+  allocations = {}, labels = labels, late = false, captures = {}, budget_charges = charges,
 }
+for _, rc in ipairs(rates) do
+  usage_set(rc[1], rc[2], rc[3])
+end
+for _, c in ipairs(charges) do
+  add_usage(c.key, c.window, c.amount)
+end
 local ev = reservation_event('reserved', r)
 local need = want
 for _, g in ipairs(drawdown()) do
