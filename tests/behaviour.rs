@@ -448,6 +448,7 @@ async fn pending_grants_count_from_effective_at(s: &dyn Store) {
     .await;
     let q = s
         .quote(Quote {
+            lines: Vec::new(),
             account_id: A.into(),
             subject_id: "user-1".into(),
             amount: CREDIT,
@@ -1209,6 +1210,7 @@ async fn suspended_account_is_denied(s: &dyn Store) {
     .await;
     let q = s
         .quote(Quote {
+            lines: Vec::new(),
             account_id: A.into(),
             subject_id: "user-1".into(),
             amount: CREDIT,
@@ -1347,6 +1349,7 @@ async fn quote_has_no_side_effects(s: &dyn Store) {
     let before = balance(s).await;
     let q = s
         .quote(Quote {
+            lines: Vec::new(),
             account_id: A.into(),
             subject_id: "user-1".into(),
             amount: 10 * CREDIT,
@@ -1360,6 +1363,7 @@ async fn quote_has_no_side_effects(s: &dyn Store) {
     assert_eq!(q.balance, before);
     let q = s
         .quote(Quote {
+            lines: Vec::new(),
             account_id: A.into(),
             subject_id: "user-1".into(),
             amount: 10 * CREDIT + 1,

@@ -78,6 +78,7 @@ enum Op {
         min_amount: Micros,
         ttl_seconds: i64,
         labels: usize,
+        items: Option<(usize, i64)>,
     },
     Commit {
         id: usize,
@@ -85,6 +86,8 @@ enum Op {
         capture: Option<usize>,
         cap: bool,
         cost: Micros,
+        /// Items instead of the amount: (item set, quantity).
+        items: Option<(usize, i64)>,
     },
     Release {
         id: usize,
@@ -95,6 +98,7 @@ enum Op {
     },
     Quote {
         amount: Micros,
+        items: Option<(usize, i64)>,
     },
     Advance {
         millis: i64,
@@ -193,22 +197,31 @@ fn op() -> impl Strategy<Value = Op> {
         ttl(),
         0..3usize,
     )
-        .prop_flat_map(|t| (Just(t), 0..3usize))
-        .prop_map(|((id, amount, min_pick, ttl_seconds, labels), subject)| {
-            let min_amount = match min_pick {
-                0 | 1 => 0,
-                2 => amount / 2,
-                _ => amount,
-            };
-            Op::Reserve {
-                subject,
-                id,
-                amount,
-                min_amount,
-                ttl_seconds,
-                labels,
-            }
-        });
+        .prop_flat_map(|t| {
+            (
+                Just(t),
+                0..3usize,
+                prop::option::weighted(0.35, (0..ITEM_SETS, 1..=30i64)),
+            )
+        })
+        .prop_map(
+            |((id, amount, min_pick, ttl_seconds, labels), subject, items)| {
+                let min_amount = match min_pick {
+                    0 | 1 => 0,
+                    2 => amount / 2,
+                    _ => amount,
+                };
+                Op::Reserve {
+                    subject,
+                    id,
+                    amount,
+                    min_amount,
+                    ttl_seconds,
+                    labels,
+                    items,
+                }
+            },
+        );
     let commit = (
         0..RESERVATIONS,
         prop_oneof![
@@ -220,12 +233,19 @@ fn op() -> impl Strategy<Value = Op> {
         any::<bool>(),
         prop_oneof![Just(0i64), Just(100)],
     )
-        .prop_map(|(id, amount, capture, cap, cost)| Op::Commit {
+        .prop_flat_map(|t| {
+            (
+                Just(t),
+                prop::option::weighted(0.3, (0..ITEM_SETS, 1..=30i64)),
+            )
+        })
+        .prop_map(|((id, amount, capture, cap, cost), items)| Op::Commit {
             id,
             amount,
             capture,
             cap,
             cost,
+            items,
         });
     let update = (
         prop::option::of(any::<bool>()),
@@ -282,7 +302,8 @@ fn op() -> impl Strategy<Value = Op> {
         8 => commit,
         3 => (0..RESERVATIONS).prop_map(|id| Op::Release { id }),
         2 => (0..RESERVATIONS, ttl()).prop_map(|(id, ttl_seconds)| Op::Extend { id, ttl_seconds }),
-        1 => amount().prop_map(|amount| Op::Quote { amount }),
+        1 => (amount(), prop::option::weighted(0.5, (0..ITEM_SETS, 1..=30i64)))
+            .prop_map(|(amount, items)| Op::Quote { amount, items }),
         5 => advance().prop_map(|millis| Op::Advance { millis }),
         1 => Just(Op::Reap),
         2 => any::<usize>().prop_map(|nth| Op::Replay { nth }),
@@ -333,6 +354,45 @@ struct Pair {
     span: i64,
     /// Reservation ids a Reserve was sent for, in first-seen order.
     reserved: Vec<String>,
+}
+
+/// How many item sets `priced` knows.
+const ITEM_SETS: usize = 4;
+
+/// Priced lines as the rate card would give them: Grid rows (1 credit, 10 free per period),
+/// tokens (0.2 credits per 1k) with an image (5 credits), chat (free, unlimited), video seconds
+/// (0.0123456 credits, so the unit price is a fraction of a micro-credit).
+fn priced(set: usize, q: i64) -> Vec<Line> {
+    let line = |sku: &str, quantity: i64, num: i64, den: i64, free: i64| Line {
+        sku: sku.to_string(),
+        quantity,
+        price_num: num,
+        price_den: den,
+        free_per_period: free,
+    };
+    match set {
+        0 => vec![line("grid.row", q, CREDIT, 1, 10)],
+        1 => vec![
+            line("text.tokens_1k", q, 200_000, 1, 0),
+            line("image.standard", 1, 5 * CREDIT, 1, 0),
+        ],
+        2 => vec![line("chat.message", q, 0, 1, 0)],
+        _ => vec![
+            line("video.second", q, 123_456, 10, 0),
+            line("grid.row", q, CREDIT, 1, 10),
+        ],
+    }
+}
+
+/// A commit's items for a set: the set's SKUs with quantity q.
+fn item_counts(set: usize, q: i64) -> Vec<ItemCount> {
+    priced(set, q)
+        .into_iter()
+        .map(|l| ItemCount {
+            sku: l.sku,
+            quantity: l.quantity,
+        })
+        .collect()
 }
 
 /// Subjects of a case: two users and, for policies, the whole account.
@@ -491,13 +551,20 @@ impl Pair {
                 min_amount,
                 ttl_seconds,
                 labels: n,
+                items,
             } => {
+                let (amount, min_amount, lines) = match items {
+                    Some((set, q)) => (0, 0, priced(*set, *q)),
+                    None => (*amount, *min_amount, Vec::new()),
+                };
                 let req = Reserve {
+                    lines,
+                    card_version: "v1".to_string(),
                     subject_id: subject(*who, false),
-                    min_amount: *min_amount,
+                    min_amount,
                     ttl_seconds: *ttl_seconds,
                     labels: labels(*n),
-                    ..new_reserve(a, &rid(*id), *amount)
+                    ..new_reserve(a, &rid(*id), amount)
                 };
                 if !self.reserved.contains(&req.reservation_id) {
                     self.reserved.push(req.reservation_id.clone());
@@ -512,12 +579,18 @@ impl Pair {
                 capture,
                 cap,
                 cost,
+                items,
             } => {
+                let (amount, lines) = match items {
+                    Some((set, q)) => (0, item_counts(*set, *q)),
+                    None => (*amount, Vec::new()),
+                };
                 let req = Commit {
                     capture_id: capture.map(|c| format!("c{c}")),
                     overrun: if *cap { Overrun::Cap } else { Overrun::Charge },
                     cost: *cost,
-                    ..new_commit(a, &self.target(*id), *amount)
+                    lines,
+                    ..new_commit(a, &self.target(*id), amount)
                 };
                 let m = self.model.commit(req.clone()).await;
                 let r = self.redis.commit(req).await;
@@ -535,11 +608,12 @@ impl Pair {
                 let r = self.redis.extend(req).await;
                 same(&what, m, r)
             }
-            Op::Quote { amount } => {
+            Op::Quote { amount, items } => {
                 let req = Quote {
+                    lines: items.map(|(set, q)| priced(set, q)).unwrap_or_default(),
                     account_id: a.to_string(),
                     subject_id: "user-1".to_string(),
-                    amount: *amount,
+                    amount: if items.is_some() { 0 } else { *amount },
                 };
                 let m = self.model.quote(req.clone()).await;
                 let r = self.redis.quote(req).await;

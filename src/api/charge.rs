@@ -6,17 +6,29 @@ use tonic::{Request, Response, Status};
 
 use super::validate::{self, TtlLimits};
 use super::{convert, observe, ok};
+use crate::pricing::RateCardCell;
 use crate::proto::{self, credits_server::Credits};
 use crate::store::Store;
 
 pub struct CreditsService {
     store: Arc<dyn Store>,
     ttl: TtlLimits,
+    rate_card: RateCardCell,
 }
 
 impl CreditsService {
     pub fn new(store: Arc<dyn Store>, ttl: TtlLimits) -> Self {
-        CreditsService { store, ttl }
+        CreditsService {
+            store,
+            ttl,
+            rate_card: RateCardCell::empty(),
+        }
+    }
+
+    /// Prices `items` of Quote, Reserve and Commit with this card (reloads included).
+    pub fn with_rate_card(mut self, rate_card: RateCardCell) -> Self {
+        self.rate_card = rate_card;
+        self
     }
 }
 
@@ -28,7 +40,8 @@ impl Credits for CreditsService {
     ) -> Result<Response<proto::QuoteResponse>, Status> {
         let req = validate::within_limit(request.into_inner())?;
         let call = async {
-            let q = validate::quote(&req)?;
+            let card = self.rate_card.current();
+            let q = validate::quote(&req, card.as_deref())?;
             Ok(convert::quote_response(self.store.quote(q).await?))
         };
         observe("quote", call, |r: &proto::QuoteResponse| {
@@ -47,7 +60,8 @@ impl Credits for CreditsService {
     ) -> Result<Response<proto::ReserveResponse>, Status> {
         let req = validate::within_limit(request.into_inner())?;
         let call = async {
-            let r = validate::reserve(&req, &self.ttl)?;
+            let card = self.rate_card.current();
+            let r = validate::reserve(&req, &self.ttl, card.as_deref())?;
             Ok(convert::reserve_response(self.store.reserve(r).await?))
         };
         observe("reserve", call, |r: &proto::ReserveResponse| {

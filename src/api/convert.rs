@@ -112,6 +112,8 @@ pub fn reservation(r: model::Reservation) -> proto::Reservation {
         requested_micros: r.requested,
         granted_micros: r.granted,
         late: r.late,
+        items: r.lines.iter().map(priced_item).collect(),
+        rate_card_version: r.card_version,
         reservation_id: r.reservation_id,
         account_id: r.account_id,
         subject_id: r.subject_id,
@@ -205,8 +207,20 @@ pub fn quote_response(o: model::QuoteOutcome) -> proto::QuoteResponse {
         amount_micros: o.amount,
         affordable: o.affordable,
         balance: Some(balance(o.balance)),
-        free_quantity_applied: 0,
+        free_quantity_applied: o.free_applied,
         denial_reason: denial_reason(o.denial) as i32,
+        items: o.lines.iter().map(priced_item).collect(),
+    }
+}
+
+pub fn priced_item(l: &model::HeldLine) -> proto::PricedItem {
+    proto::PricedItem {
+        sku: l.sku.clone(),
+        quantity: l.quantity,
+        unit_price_num: l.price_num,
+        unit_price_den: l.price_den,
+        free_quantity_applied: l.free_applied,
+        amount_micros: l.amount,
     }
 }
 

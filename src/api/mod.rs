@@ -42,10 +42,14 @@ pub const MAX_DECODE_BYTES: usize = 1024 * 1024;
 pub fn credits_server(
     store: Arc<dyn Store>,
     ttl: TtlLimits,
+    rate_card: RateCardCell,
     auth: Authorizer,
 ) -> CreditsServer<Guarded<CreditsService>> {
-    CreditsServer::new(Guarded::new(CreditsService::new(store, ttl), auth))
-        .max_decoding_message_size(MAX_DECODE_BYTES)
+    CreditsServer::new(Guarded::new(
+        CreditsService::new(store, ttl).with_rate_card(rate_card),
+        auth,
+    ))
+    .max_decoding_message_size(MAX_DECODE_BYTES)
 }
 
 /// The `CreditAdmin` service behind `auth`, ready for `tonic::transport::Server::add_service`.

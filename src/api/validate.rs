@@ -16,6 +16,7 @@ use prost_types::Timestamp;
 use super::convert;
 use crate::error::{Error, Result};
 use crate::model::{self, Micros, Millis, MAX_MICROS};
+use crate::pricing::{Item as PricingItem, RateCard};
 use crate::proto;
 
 pub const MAX_ID_CHARS: usize = 128;
@@ -163,28 +164,52 @@ pub fn labels(field: &str, labels: &HashMap<String, String>) -> Result<BTreeMap<
     Ok(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
-/// Priced items need the rate card, which comes in a later release.
-fn no_items(items: &[proto::Item]) -> Result<()> {
+/// Items priced by the active rate card, as lines for the store; none without items.
+pub fn priced_items(
+    items: &[proto::Item],
+    card: Option<&RateCard>,
+) -> Result<(Vec<model::Line>, String)> {
     if items.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "items",
-            "the rate card is not configured on this server: send amount_micros instead",
-        ))
+        return Ok((Vec::new(), String::new()));
     }
+    let card = card.ok_or_else(|| {
+        Error::invalid(
+            "items",
+            "no rate card is configured (creditd serve --pricing FILE)",
+        )
+    })?;
+    let wanted: Vec<PricingItem> = items
+        .iter()
+        .map(|i| PricingItem::new(i.sku.clone(), i.quantity))
+        .collect();
+    let lines = card
+        .price(&wanted)?
+        .into_iter()
+        .map(|l| model::Line {
+            sku: l.sku,
+            quantity: l.quantity,
+            price_num: l.unit_price.numerator(),
+            price_den: l.unit_price.denominator(),
+            free_per_period: l.free_quantity_per_period,
+        })
+        .collect();
+    Ok((lines, card.version().to_string()))
 }
 
-/// The amount of a Reserve or Quote: required, since items are not supported.
+/// The amount of a Reserve or Quote: an amount, or items (then 0 here and priced by the store).
 fn requested_amount(value: i64, items: &[proto::Item]) -> Result<Micros> {
-    no_items(items)?;
-    if value == 0 {
-        return Err(Error::invalid(
+    match (value, items.is_empty()) {
+        (0, false) => Ok(0),
+        (_, false) => Err(Error::invalid(
+            "items",
+            "give amount_micros or items, not both",
+        )),
+        (0, true) => Err(Error::invalid(
             "amount_micros",
-            "is required (items are not supported yet)",
-        ));
+            "is required, or items priced by the rate card",
+        )),
+        (v, true) => positive_amount("amount_micros", v),
     }
-    positive_amount("amount_micros", value)
 }
 
 /// An optional timestamp: valid seconds and nanos, between 1970 and 9999.
@@ -217,42 +242,74 @@ pub fn priority(field: &str, value: Option<i32>) -> Result<Option<i32>> {
 
 // ---- Credits requests -----------------------------------------------------------------------
 
-pub fn quote(req: &proto::QuoteRequest) -> Result<model::Quote> {
+pub fn quote(req: &proto::QuoteRequest, card: Option<&RateCard>) -> Result<model::Quote> {
+    let account_id = id("account_id", &req.account_id)?;
+    let subject_id = optional_id("subject_id", &req.subject_id)?;
+    let (lines, _) = priced_items(&req.items, card)?;
+    let amount = requested_amount(req.amount_micros, &req.items)?;
     Ok(model::Quote {
-        account_id: id("account_id", &req.account_id)?,
-        subject_id: optional_id("subject_id", &req.subject_id)?,
-        amount: requested_amount(req.amount_micros, &req.items)?,
+        account_id,
+        subject_id,
+        amount,
+        lines,
     })
 }
 
-pub fn reserve(req: &proto::ReserveRequest, ttl: &TtlLimits) -> Result<model::Reserve> {
+pub fn reserve(
+    req: &proto::ReserveRequest,
+    ttl: &TtlLimits,
+    card: Option<&RateCard>,
+) -> Result<model::Reserve> {
     let account_id = id("account_id", &req.account_id)?;
     let reservation_id = id("reservation_id", &req.reservation_id)?;
     let subject_id = optional_id("subject_id", &req.subject_id)?;
+    let (lines, card_version) = priced_items(&req.items, card)?;
     let amount = requested_amount(req.amount_micros, &req.items)?;
     let min_amount = amount_or_zero("min_amount_micros", req.min_amount_micros)?;
-    if min_amount > amount {
+    if min_amount > 0 && !req.items.is_empty() {
+        return Err(Error::invalid(
+            "min_amount_micros",
+            "is for amounts, not items",
+        ));
+    }
+    if min_amount > amount && req.items.is_empty() {
         return Err(Error::invalid(
             "min_amount_micros",
             "must not exceed amount_micros",
         ));
     }
+    let ttl_seconds = ttl.resolve("ttl_seconds", req.ttl_seconds)?;
+    let labels = labels("labels", &req.labels)?;
     Ok(model::Reserve {
         account_id,
         reservation_id,
         subject_id,
         amount,
         min_amount,
-        ttl_seconds: ttl.resolve("ttl_seconds", req.ttl_seconds)?,
-        labels: labels("labels", &req.labels)?,
+        ttl_seconds,
+        labels,
+        lines,
+        card_version,
     })
 }
 
 pub fn commit(req: &proto::CommitRequest) -> Result<model::Commit> {
     let account_id = id("account_id", &req.account_id)?;
     let reservation_id = id("reservation_id", &req.reservation_id)?;
-    no_items(&req.items)?;
     let amount = amount_or_zero("amount_micros", req.amount_micros)?;
+    if amount > 0 && !req.items.is_empty() {
+        return Err(Error::invalid(
+            "items",
+            "give amount_micros or items, not both",
+        ));
+    }
+    let mut lines = Vec::with_capacity(req.items.len());
+    for (i, item) in req.items.iter().enumerate() {
+        lines.push(model::ItemCount {
+            sku: id(&format!("items[{i}].sku"), &item.sku)?,
+            quantity: quantity(&format!("items[{i}].quantity"), item.quantity)?,
+        });
+    }
     let capture_id = match (req.keep_open, req.capture_id.is_empty()) {
         (true, true) => {
             return Err(Error::invalid(
@@ -276,7 +333,17 @@ pub fn commit(req: &proto::CommitRequest) -> Result<model::Commit> {
         capture_id,
         overrun: convert::overrun(req.overrun)?,
         cost: amount_or_zero("cost_micros", req.cost_micros)?,
+        lines,
     })
+}
+
+/// A quantity of units: 1 <= q < 2^53.
+fn quantity(field: &str, q: i64) -> Result<i64> {
+    if (1..=MAX_MICROS).contains(&q) {
+        Ok(q)
+    } else {
+        Err(Error::invalid(field, "must be between 1 and 2^53 - 1"))
+    }
 }
 
 /// Account and reservation ids of Release and GetReservation.
@@ -535,19 +602,19 @@ mod tests {
         for (name, mutate, field) in bad {
             let mut req = reserve_req();
             mutate(&mut req);
-            assert_eq!(&field_of(reserve(&req, &LIMITS)), field, "{name}");
+            assert_eq!(&field_of(reserve(&req, &LIMITS, None)), field, "{name}");
         }
 
         let mut req = reserve_req();
         req.subject_id = "user-7".into();
         req.min_amount_micros = 1_000_000;
         req.labels = labels_of(16, 64, 256);
-        let ok = reserve(&req, &LIMITS).expect("valid");
+        let ok = reserve(&req, &LIMITS, None).expect("valid");
         assert_eq!(ok.ttl_seconds, 300, "ttl 0 resolves to the default");
         assert_eq!(ok.labels.len(), 16);
         assert_eq!(ok.min_amount, 1_000_000);
         req.ttl_seconds = 60;
-        assert_eq!(reserve(&req, &LIMITS).expect("valid").ttl_seconds, 60);
+        assert_eq!(reserve(&req, &LIMITS, None).expect("valid").ttl_seconds, 60);
     }
 
     #[test]
@@ -621,12 +688,12 @@ mod tests {
             amount_micros: 0,
             ..Default::default()
         };
-        assert_eq!(field_of(quote(&q)), "amount_micros");
+        assert_eq!(field_of(quote(&q, None)), "amount_micros");
         let q = proto::QuoteRequest {
             amount_micros: 7,
             ..q
         };
-        assert_eq!(quote(&q).expect("valid").amount, 7);
+        assert_eq!(quote(&q, None).expect("valid").amount, 7);
 
         let e = proto::ExtendRequest {
             account_id: "a".into(),

@@ -160,7 +160,10 @@ impl AccountState {
             self.period_start = start;
             self.period_end = end;
             self.overage_used = 0;
-            self.fired.clear();
+            // Period alerts re-arm; level, debt and top-up alerts follow crossings only, so a
+            // balance that stays low is not announced again each month.
+            self.fired.remove("allowance");
+            self.fired.remove("overage_cap");
             let ev = self.event("period_started", now);
             events.push(ev);
             self.issue_allowance(plans, now, events);
@@ -181,6 +184,7 @@ impl AccountState {
             let mut ev = self.reservation_event("hold_expired", now, &r);
             self.release_holds(&mut r, now, &mut ev);
             self.adjust_budgets(&mut r);
+            self.return_free_units(&mut r);
             r.state = ReservationState::Expired;
             self.reservations.insert(id, r);
             events.push(ev);
@@ -272,10 +276,10 @@ impl AccountState {
         amount: Micros,
         min_amount: Micros,
         labels: &BTreeMap<String, String>,
+        skus: &[(String, i64, Micros)],
         now: Millis,
     ) -> Result<Decision, (Denial, Option<Millis>)> {
-        let skus: &[(String, i64, Micros)] = &[];
-        self.account_open().map_err(|d| (d, None))?;
+        self.account_open(amount).map_err(|d| (d, None))?;
         self.may_spend(subject).map_err(|d| (d, None))?;
         let owners = self.policy_owners(subject);
         let rates = self
@@ -294,14 +298,16 @@ impl AccountState {
         })
     }
 
-    fn account_open(&self) -> Result<(), Denial> {
+    /// A suspended account spends nothing; one in debt spends nothing that costs credits (what is
+    /// free goes on).
+    fn account_open(&self, amount: Micros) -> Result<(), Denial> {
         if self.account.suspended {
             return Err((
                 DenialReason::AccountSuspended,
                 "the account is suspended".to_string(),
             ));
         }
-        if self.debt > 0 {
+        if self.debt > 0 && amount > 0 {
             return Err((
                 DenialReason::DebtOutstanding,
                 format!("the account owes {} credits", credits(self.debt)),
@@ -474,15 +480,34 @@ impl AccountState {
 
     pub fn quote(&self, req: &Quote, now: Millis) -> QuoteOutcome {
         let no_labels = BTreeMap::new();
+        let (lines, amount) = self.priced(req.amount, &req.lines);
         let denial = self
-            .decide(&req.subject_id, req.amount, 0, &no_labels, now)
+            .decide(
+                &req.subject_id,
+                amount,
+                0,
+                &no_labels,
+                &skus_of(&lines),
+                now,
+            )
             .err()
             .map(|((reason, _), _)| reason);
         QuoteOutcome {
-            amount: req.amount,
+            amount,
             affordable: denial.is_none(),
             denial,
             balance: self.balance(now),
+            free_applied: lines.iter().map(|l| l.free_applied).sum(),
+            lines,
+        }
+    }
+
+    /// A plain amount, or the total of priced lines after free units.
+    fn priced(&self, amount: Micros, lines: &[Line]) -> (Vec<HeldLine>, Micros) {
+        if lines.is_empty() {
+            (Vec::new(), amount)
+        } else {
+            self.price_lines(lines)
         }
     }
 
@@ -493,8 +518,17 @@ impl AccountState {
         events: &mut Vec<Event>,
     ) -> Result<ReserveOutcome> {
         if let Some(r) = self.reservations.get(&req.reservation_id) {
+            let same_items = if req.lines.is_empty() {
+                r.lines.is_empty() && r.requested == req.amount
+            } else {
+                r.lines.len() == req.lines.len()
+                    && r.lines
+                        .iter()
+                        .zip(&req.lines)
+                        .all(|(h, l)| h.sku == l.sku && h.quantity == l.quantity)
+            };
             let same = r.subject_id == req.subject_id
-                && r.requested == req.amount
+                && same_items
                 && r.min_amount == req.min_amount
                 && r.ttl_seconds == req.ttl_seconds
                 && r.labels == req.labels;
@@ -510,15 +544,17 @@ impl AccountState {
                 retry_at: None,
             });
         }
+        let (lines, amount) = self.priced(req.amount, &req.lines);
         let Decision {
             want,
             rates,
             charges,
         } = match self.decide(
             &req.subject_id,
-            req.amount,
+            amount,
             req.min_amount,
             &req.labels,
+            &skus_of(&lines),
             now,
         ) {
             Ok(decision) => decision,
@@ -538,7 +574,7 @@ impl AccountState {
             account_id: self.account.account_id.clone(),
             subject_id: req.subject_id.clone(),
             state: ReservationState::Held,
-            requested: req.amount,
+            requested: amount,
             granted: want,
             min_amount: req.min_amount,
             ttl_seconds: req.ttl_seconds,
@@ -553,7 +589,11 @@ impl AccountState {
             captures: BTreeMap::new(),
             released: None,
             budget_charges: charges,
+            lines,
+            card_version: req.card_version.clone(),
+            free_window: self.period_start,
         };
+        self.take_free_units(&r);
         for (key, window, used) in rates {
             self.usage.insert(key, Counter { window, used });
         }
@@ -612,6 +652,7 @@ impl AccountState {
             amount: req.amount,
             overrun: req.overrun,
             cost: req.cost,
+            lines: req.lines.clone(),
         };
         let r = self
             .reservations
@@ -638,16 +679,30 @@ impl AccountState {
             ReservationState::Held | ReservationState::Expired => {}
         }
 
+        for (i, item) in req.lines.iter().enumerate() {
+            if !r.lines.iter().any(|h| h.sku == item.sku) {
+                return Err(Error::invalid(
+                    &format!("items[{i}].sku"),
+                    format!("{} is not an item of the hold", item.sku),
+                ));
+            }
+        }
+
         let mut r = self
             .reservations
             .remove(&req.reservation_id)
             .expect("found above");
+        let amount = if req.lines.is_empty() {
+            req.amount
+        } else {
+            capture_lines(&mut r, &req.lines)
+        };
         let late = r.state == ReservationState::Expired;
         let charge = match req.overrun {
-            Overrun::Charge => req.amount,
-            Overrun::Cap => req.amount.min((r.granted - r.committed).max(0)),
+            Overrun::Charge => amount,
+            Overrun::Cap => amount.min((r.granted - r.committed).max(0)),
         };
-        let overrun = (req.amount - r.held).max(0);
+        let overrun = (amount - r.held).max(0);
         let kind = if req.capture_id.is_some() {
             "captured"
         } else {
@@ -716,6 +771,7 @@ impl AccountState {
         // 3. A final commit returns what is still held.
         let released = if req.capture_id.is_none() {
             let released = self.release_holds(&mut r, now, &mut ev);
+            self.return_free_units(&mut r);
             r.state = ReservationState::Committed;
             released
         } else {
@@ -770,6 +826,7 @@ impl AccountState {
                 let mut ev = self.reservation_event("released", now, &r);
                 let released = self.release_holds(&mut r, now, &mut ev);
                 self.adjust_budgets(&mut r);
+                self.return_free_units(&mut r);
                 r.state = ReservationState::Released;
                 r.released = Some(released);
                 self.reservations.insert(r.reservation_id.clone(), r);
@@ -847,6 +904,30 @@ impl AccountState {
         r.held = 0;
         total
     }
+}
+
+/// The SKUs of priced lines with their quantities and amounts, for caps and budgets.
+fn skus_of(lines: &[HeldLine]) -> Vec<(String, i64, Micros)> {
+    lines
+        .iter()
+        .map(|l| (l.sku.clone(), l.quantity, l.amount))
+        .collect()
+}
+
+/// Prices a commit's items at the hold's prices, using the free units the hold took first.
+fn capture_lines(r: &mut Reservation, items: &[ItemCount]) -> Micros {
+    let mut total = 0;
+    for item in items {
+        let held = r
+            .lines
+            .iter_mut()
+            .find(|h| h.sku == item.sku)
+            .expect("checked before");
+        let free = item.quantity.min(held.free_left);
+        held.free_left -= free;
+        total += line_amount(item.quantity - free, held.price_num, held.price_den);
+    }
+    total
 }
 
 fn add_committed(r: &mut Reservation, grant_id: &str, amount: Micros) {

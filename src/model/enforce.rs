@@ -14,6 +14,10 @@ type Denial = (DenialReason, String);
 /// A new rate counter value: key, window, used.
 pub type RateCount = (String, Millis, i64);
 
+fn free_key(sku: &str) -> String {
+    format!("f|{sku}")
+}
+
 fn who(owner: &str) -> String {
     if owner == ACCOUNT_WIDE {
         "the account".to_string()
@@ -56,7 +60,7 @@ impl AccountState {
         }
     }
 
-    fn counter(&self, key: &str, window: Millis) -> i64 {
+    pub(super) fn counter(&self, key: &str, window: Millis) -> i64 {
         self.usage
             .get(key)
             .filter(|c| c.window == window)
@@ -173,6 +177,56 @@ impl AccountState {
                 }
             }
             c.amount = target;
+        }
+    }
+
+    // ---- priced lines -------------------------------------------------------------------------
+
+    /// Prices `lines` against the period's free units (a SKU's free units go to its first lines
+    /// first): the held lines and their total.
+    pub(super) fn price_lines(&self, lines: &[Line]) -> (Vec<HeldLine>, Micros) {
+        let mut taken: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut held = Vec::with_capacity(lines.len());
+        for l in lines {
+            let before = taken.get(l.sku.as_str()).copied().unwrap_or(0);
+            let used = self.counter(&free_key(&l.sku), self.period_start) + before;
+            let applied = l.quantity.min((l.free_per_period - used).max(0));
+            taken.insert(&l.sku, before + applied);
+            held.push(HeldLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+                price_num: l.price_num,
+                price_den: l.price_den,
+                free_applied: applied,
+                free_left: applied,
+                amount: line_amount(l.quantity - applied, l.price_num, l.price_den),
+            });
+        }
+        let total = held.iter().map(|l| l.amount).sum();
+        (held, total)
+    }
+
+    /// Takes the free units of a new hold from the period's counters.
+    pub(super) fn take_free_units(&mut self, r: &Reservation) {
+        for l in &r.lines {
+            if l.free_applied > 0 {
+                self.add_usage(&free_key(&l.sku), r.free_window, l.free_applied);
+            }
+        }
+    }
+
+    /// Gives back the free units a hold took and no capture used (same period only).
+    pub(super) fn return_free_units(&mut self, r: &mut Reservation) {
+        for l in r.lines.iter_mut() {
+            if l.free_left == 0 {
+                continue;
+            }
+            if let Some(u) = self.usage.get_mut(&free_key(&l.sku)) {
+                if u.window == r.free_window {
+                    u.used -= l.free_left;
+                }
+            }
+            l.free_left = 0;
         }
     }
 

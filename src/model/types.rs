@@ -104,6 +104,37 @@ pub enum Overrun {
     Cap,
 }
 
+/// One priced line of a request, as the rate card priced it when the request came in: a SKU, how
+/// many units, the unit price as an exact fraction of micro-credits (`price_num / price_den`,
+/// the denominator a power of ten) and the SKU's free units per billing period.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Line {
+    pub sku: String,
+    pub quantity: i64,
+    pub price_num: i64,
+    pub price_den: i64,
+    pub free_per_period: i64,
+}
+
+/// A priced line as held or quoted: its price, the free units it took, the free units captures
+/// have not used yet, and what it costs after them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldLine {
+    pub sku: String,
+    pub quantity: i64,
+    pub price_num: i64,
+    pub price_den: i64,
+    pub free_applied: i64,
+    pub free_left: i64,
+    pub amount: Micros,
+}
+
+/// What `units` cost at `num / den` micro-credits each, rounded down to a whole micro-credit
+/// (never more than the exact price; see `crate::pricing`).
+pub fn line_amount(units: i64, num: i64, den: i64) -> Micros {
+    (i128::from(units) * i128::from(num) / i128::from(den.max(1))) as Micros
+}
+
 /// A block of credits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
@@ -162,6 +193,15 @@ pub struct CommitParams {
     pub amount: Micros,
     pub overrun: Overrun,
     pub cost: Micros,
+    #[serde(default)]
+    pub lines: Vec<ItemCount>,
+}
+
+/// A SKU and a quantity, as a commit names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemCount {
+    pub sku: String,
+    pub quantity: i64,
 }
 
 /// The effect of one commit, returned again on replay.
@@ -216,6 +256,15 @@ pub struct Reservation {
     /// What this hold adds to budget counters.
     #[serde(default)]
     pub budget_charges: Vec<BudgetCharge>,
+    /// Priced lines, when the hold was reserved with items.
+    #[serde(default)]
+    pub lines: Vec<HeldLine>,
+    /// The rate card version the lines were priced with.
+    #[serde(default)]
+    pub card_version: String,
+    /// The billing period whose free units the lines took.
+    #[serde(default)]
+    pub free_window: Millis,
 }
 
 /// The account's settings.
@@ -325,6 +374,8 @@ pub struct Quote {
     pub account_id: String,
     pub subject_id: String,
     pub amount: Micros,
+    /// Priced lines instead of an amount.
+    pub lines: Vec<Line>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,6 +389,9 @@ pub struct Reserve {
     /// Already resolved against the server's default and bounds.
     pub ttl_seconds: i64,
     pub labels: BTreeMap<String, String>,
+    /// Priced lines instead of an amount (then `amount` is 0).
+    pub lines: Vec<Line>,
+    pub card_version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,6 +403,8 @@ pub struct Commit {
     pub capture_id: Option<String>,
     pub overrun: Overrun,
     pub cost: Micros,
+    /// Items instead of an amount: priced at the hold's prices, using its free units first.
+    pub lines: Vec<ItemCount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,6 +423,11 @@ pub struct QuoteOutcome {
     #[serde(default)]
     pub denial: Option<DenialReason>,
     pub balance: Balance,
+    /// Priced lines, with the free units they would take.
+    #[serde(default)]
+    pub lines: Vec<HeldLine>,
+    #[serde(default)]
+    pub free_applied: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

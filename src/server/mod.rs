@@ -278,6 +278,7 @@ impl RunningServer {
             .add_service(api::credits_server(
                 store.clone(),
                 opts.ttl,
+                opts.rate_card.clone(),
                 opts.auth.clone(),
             ))
             .add_service(api::admin_server(

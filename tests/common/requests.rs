@@ -33,6 +33,8 @@ pub fn new_grant(account: &str, id: &str, kind: GrantKind, amount: Micros) -> Cr
 
 pub fn new_reserve(account: &str, id: &str, amount: Micros) -> Reserve {
     Reserve {
+        lines: Vec::new(),
+        card_version: String::new(),
         account_id: account.to_string(),
         reservation_id: id.to_string(),
         subject_id: "user-1".to_string(),
@@ -46,6 +48,7 @@ pub fn new_reserve(account: &str, id: &str, amount: Micros) -> Reserve {
 /// A final commit with `OVERRUN_CHARGE`.
 pub fn new_commit(account: &str, id: &str, amount: Micros) -> Commit {
     Commit {
+        lines: Vec::new(),
         account_id: account.to_string(),
         reservation_id: id.to_string(),
         amount,

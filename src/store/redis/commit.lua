@@ -1,7 +1,9 @@
 -- commit.lua (after lib.lua): charges the real amount of a hold, in full or as a partial capture.
 -- ARGV[3] reservation id, ARGV[4] amount, ARGV[5] capture id ('' = final commit),
--- ARGV[6] overrun ('CHARGE' or 'CAP'), ARGV[7] provider cost
+-- ARGV[6] overrun ('CHARGE' or 'CAP'), ARGV[7] provider cost, ARGV[8] items (JSON [{sku,
+-- quantity}], '' = none): priced at the hold's prices, its free units first
 local id, amount, capture, overrun_mode, cost = ARGV[3], arg_int(4), ARGV[5], ARGV[6], arg_int(7)
+local items = arg_json(8)
 local final = capture == ''
 
 if not open_account() then
@@ -22,7 +24,13 @@ end
 if earlier ~= nil then
   flush()
   local p = earlier.params
-  if p.amount ~= amount or p.overrun ~= overrun_mode or p.cost ~= cost then
+  local same_items = #(p.lines or {}) == #items
+  for i, it in ipairs(items) do
+    if not same_items or p.lines[i].sku ~= it.sku or p.lines[i].quantity ~= it.quantity then
+      same_items = false
+    end
+  end
+  if p.amount ~= amount or p.overrun ~= overrun_mode or p.cost ~= cost or not same_items then
     return fail('IDEMPOTENCY_CONFLICT', what, what)
   end
   return ok({reservation = r, effect = earlier.effect, balance = balance(), replayed = true})
@@ -36,6 +44,28 @@ if r.state == 'COMMITTED' then
   return fail('RESERVATION_COMMITTED')
 end
 
+for i, it in ipairs(items) do
+  local found = false
+  for _, h in ipairs(r.lines or {}) do
+    if h.sku == it.sku then found = true end
+  end
+  if not found then
+    flush()
+    return fail('INVALID_ARGUMENT', 'items[' .. fmt(i - 1) .. '].sku', it.sku .. ' is not an item of the hold')
+  end
+end
+if #items > 0 then
+  amount = 0
+  for _, it in ipairs(items) do
+    local h
+    for _, candidate in ipairs(r.lines) do
+      if h == nil and candidate.sku == it.sku then h = candidate end
+    end
+    local free = math.min(it.quantity, h.free_left)
+    h.free_left = h.free_left - free
+    amount = amount + line_amount(it.quantity - free, h.price_num, h.price_den)
+  end
+end
 local late = r.state == 'EXPIRED'
 local charge = amount
 if overrun_mode == 'CAP' then
@@ -116,12 +146,16 @@ r.committed = r.committed + charge
 local released = 0
 if final then
   released = release_holds(r, ev)
+  return_free_units(r)
   r.state = 'COMMITTED'
 end
 r.late = r.late or late
 adjust_budgets(r)
 local effect = {charged = charge, released = released, overrun = overrun, debt = debt, late = late}
-local record = {params = {amount = amount, overrun = overrun_mode, cost = cost}, effect = effect}
+local record = {
+  params = {amount = arg_int(4), overrun = overrun_mode, cost = cost, lines = items},
+  effect = effect,
+}
 if final then
   r.commit = record
 else

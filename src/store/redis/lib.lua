@@ -423,6 +423,20 @@ local function issue_allowance()
   end
 end
 
+-- Gives back the free units a hold took and no capture used (same period only).
+local function return_free_units(r)
+  for _, l in ipairs(r.lines or {}) do
+    if l.free_left > 0 then
+      local key = 'f|' .. l.sku
+      local u = usage_get(key)
+      if u and u.window == r.free_window then
+        usage_set(key, u.window, u.used - l.free_left)
+      end
+      l.free_left = 0
+    end
+  end
+end
+
 -- Brings the budget counters in line with what the hold still holds or has charged.
 local function adjust_budgets(r)
   local exposure = r.held + r.committed
@@ -470,7 +484,8 @@ local function settle()
   if NOW >= a.period_end then
     a.period_start, a.period_end = period_bounds(a.account.billing_anchor, NOW)
     a.overage_used = 0
-    a.fired = {}
+    a.fired['allowance'] = nil
+    a.fired['overage_cap'] = nil
     new_event('period_started')
     issue_allowance()
   end
@@ -482,6 +497,7 @@ local function settle()
       local ev = reservation_event('hold_expired', r)
       release_holds(r, ev)
       adjust_budgets(r)
+      return_free_units(r)
       r.state = 'EXPIRED'
       put_res(r)
     end
@@ -603,11 +619,12 @@ local function budget_charges(owners, amount, labels, skus)
   return out
 end
 
-local function account_open()
+-- A suspended account spends nothing; one in debt spends nothing that costs credits.
+local function account_open(amount)
   if S.a.account.suspended then
     return nil, 'ACCOUNT_SUSPENDED', 'the account is suspended'
   end
-  if S.a.debt > 0 then
+  if S.a.debt > 0 and amount > 0 then
     return nil, 'DEBT_OUTSTANDING', 'the account owes ' .. credits(S.a.debt) .. ' credits'
   end
   return true
@@ -615,9 +632,8 @@ end
 
 -- Every check of a reserve, in order (model AccountState::decide): returns the amount to hold,
 -- the rate counters and the budget charges; or nil, reason, detail, retry time.
-local function decide(subject, amount, min_amount, labels)
-  local skus = {}
-  local okay, reason, detail = account_open()
+local function decide(subject, amount, min_amount, labels, skus)
+  local okay, reason, detail = account_open(amount)
   if not okay then return nil, reason, detail end
   okay, reason, detail = may_spend(subject)
   if not okay then return nil, reason, detail end
@@ -632,6 +648,68 @@ local function decide(subject, amount, min_amount, labels)
   charges, reason, detail = budget_charges(owners, want, labels, skus)
   if not charges then return nil, reason, detail end
   return want, rates, charges
+end
+
+-- ---- priced lines (src/model/enforce.rs, model::line_amount) ------------------------------------
+
+-- What units cost at num / den micro-credits each, rounded down, exactly (den is a power of ten
+-- and the rate card keeps num * den and every line amount below 2^53).
+local function line_amount(units, num, den)
+  if den == 1 then
+    return units * num
+  end
+  local a, b = divmod(units, den)
+  local c = divmod(b * num, den)
+  return a * num + c
+end
+
+-- Prices lines against the period's free units: the held lines and their total.
+local function price_lines(lines)
+  local taken, held, total = {}, {}, 0
+  for _, l in ipairs(lines) do
+    local before = taken[l.sku] or 0
+    local used = counter('f|' .. l.sku, S.a.period_start) + before
+    local applied = math.min(l.quantity, math.max(l.free_per_period - used, 0))
+    taken[l.sku] = before + applied
+    local amount = line_amount(l.quantity - applied, l.price_num, l.price_den)
+    table.insert(held, {
+      sku = l.sku, quantity = l.quantity, price_num = l.price_num, price_den = l.price_den,
+      free_applied = applied, free_left = applied, amount = amount,
+    })
+    total = total + amount
+  end
+  return held, total
+end
+
+-- A plain amount, or the total of priced lines after free units.
+local function priced(amount, lines)
+  if #lines == 0 then
+    return {}, amount
+  end
+  return price_lines(lines)
+end
+
+local function skus_of(held)
+  local out = {}
+  for _, l in ipairs(held) do
+    table.insert(out, {l.sku, l.quantity, l.amount})
+  end
+  return out
+end
+
+local function take_free_units(r)
+  for _, l in ipairs(r.lines) do
+    if l.free_applied > 0 then
+      add_usage('f|' .. l.sku, r.free_window, l.free_applied)
+    end
+  end
+end
+
+local function arg_json(i)
+  if ARGV[i] == '' then
+    return {}
+  end
+  return cjson.decode(ARGV[i])
 end
 
 -- ---- alerts (src/model/enforce.rs) --------------------------------------------------------------

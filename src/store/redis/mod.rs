@@ -247,6 +247,15 @@ fn pack<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Internal(format!("json: {e}")))
 }
 
+/// A list as JSON for a script, or '' when empty.
+fn json_or_empty<T: serde::Serialize>(items: &[T]) -> Result<String> {
+    if items.is_empty() {
+        Ok(String::new())
+    } else {
+        pack(&items)
+    }
+}
+
 fn flag(b: bool) -> String {
     if b { "1" } else { "0" }.to_string()
 }
@@ -336,7 +345,11 @@ impl Store for RedisStore {
     }
 
     async fn quote(&self, req: Quote) -> Result<QuoteOutcome> {
-        let args = [req.subject_id.clone(), s(req.amount)];
+        let args = [
+            req.subject_id.clone(),
+            s(req.amount),
+            json_or_empty(&req.lines)?,
+        ];
         self.call(&self.scripts.quote, &req.account_id, &args).await
     }
 
@@ -347,6 +360,8 @@ impl Store for RedisStore {
             s(req.amount),
             s(req.min_amount),
             s(req.ttl_seconds),
+            json_or_empty(&req.lines)?,
+            req.card_version.clone(),
             s(req.labels.len()),
         ];
         for (k, v) in &req.labels {
@@ -368,6 +383,7 @@ impl Store for RedisStore {
             req.capture_id.clone().unwrap_or_default(),
             s(overrun),
             s(req.cost),
+            json_or_empty(&req.lines)?,
         ];
         self.call(&self.scripts.commit, &req.account_id, &args)
             .await

@@ -18,6 +18,7 @@ elseif r.state == 'HELD' then
   local ev = reservation_event('released', r)
   released = release_holds(r, ev)
   adjust_budgets(r)
+  return_free_units(r)
   r.state = 'RELEASED'
   r.released = released
   put_res(r)

@@ -1,10 +1,12 @@
 -- reserve.lua (after lib.lua): a pre-flight hold, all or nothing unless min_amount is given.
 -- ARGV[3] reservation id, ARGV[4] subject id, ARGV[5] amount, ARGV[6] min amount (0 = none),
--- ARGV[7] ttl seconds, ARGV[8] number of labels n, ARGV[9..8+2n] label key, value, ...
+-- ARGV[7] ttl seconds, ARGV[8] priced lines (JSON, '' = none), ARGV[9] rate card version,
+-- ARGV[10] number of labels n, ARGV[11..10+2n] label key, value, ...
 local id, subject, amount, min_amount, ttl = ARGV[3], ARGV[4], arg_int(5), arg_int(6), arg_int(7)
-local labels, nlabels = {}, arg_int(8)
+local lines, card_version = arg_json(8), ARGV[9]
+local labels, nlabels = {}, arg_int(10)
 for i = 1, nlabels do
-  labels[ARGV[7 + 2 * i]] = ARGV[8 + 2 * i]
+  labels[ARGV[9 + 2 * i]] = ARGV[10 + 2 * i]
 end
 
 local function same_labels(a, b)
@@ -24,7 +26,17 @@ end
 local r = get_res(id)
 if r ~= nil then
   flush()
-  local same = r.subject_id == subject and r.requested == amount and r.min_amount == min_amount
+  local same_items = true
+  if #lines == 0 then
+    same_items = #(r.lines or {}) == 0 and r.requested == amount
+  elseif #(r.lines or {}) ~= #lines then
+    same_items = false
+  else
+    for i, l in ipairs(lines) do
+      if r.lines[i].sku ~= l.sku or r.lines[i].quantity ~= l.quantity then same_items = false end
+    end
+  end
+  local same = r.subject_id == subject and same_items and r.min_amount == min_amount
     and r.ttl_seconds == ttl and same_labels(r.labels, labels)
   if not same then
     return fail('IDEMPOTENCY_CONFLICT', 'reservation_id', 'reservation_id')
@@ -32,7 +44,8 @@ if r ~= nil then
   return ok({denial_detail = '', reservation = r, balance = balance(), replayed = true})
 end
 
-local want, rates, charges, retry_at = decide(subject, amount, min_amount, labels)
+local held, total = priced(amount, lines)
+local want, rates, charges, retry_at = decide(subject, total, min_amount, labels, skus_of(held))
 if want == nil then
   local reason, detail
   reason, detail, retry_at = rates, charges, retry_at
@@ -43,10 +56,12 @@ end
 
 r = {
   reservation_id = id, account_id = ACCOUNT_ID, subject_id = subject, state = 'HELD',
-  requested = amount, granted = want, min_amount = min_amount, ttl_seconds = ttl,
+  requested = total, granted = want, min_amount = min_amount, ttl_seconds = ttl,
   held = want, committed = 0, expires_at = NOW + ttl * 1000, created_at = NOW,
   allocations = {}, labels = labels, late = false, captures = {}, budget_charges = charges,
+  lines = held, card_version = card_version, free_window = S.a.period_start,
 }
+take_free_units(r)
 for _, rc in ipairs(rates) do
   usage_set(rc[1], rc[2], rc[3])
 end
