@@ -4,7 +4,7 @@
 //! field), and so must the balance, `list_grants` and every reservation of the case; at the end
 //! of each case, so must the account's events.
 //!
-//! 1,000 cases of up to 25 operations by default (CI runs 3,000). Run more with e.g.
+//! 1,000 cases of up to 25 operations by default (CI runs 2,000). Run more with e.g.
 //! `PROPTEST_CASES=5000 cargo test --test model_vs_redis`.
 
 mod common;
