@@ -15,31 +15,7 @@ use creditd::store::Store;
 
 const A: &str = "acct-1";
 
-/// Runs every scenario against each store.
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = crate::common::stores::TestStore::memory();
-                    super::$name(t.store()).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = crate::common::stores::TestStore::redis().await;
-                    super::$name(t.store()).await;
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+common::suite!(
     accounts_are_idempotent_and_conflict_on_other_params,
     grants_take_default_priorities_by_kind,
     grant_ids_are_idempotent,

@@ -11,30 +11,7 @@ use common::{CREDIT, DAY};
 
 const A: &str = "acct-items";
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = crate::common::stores::TestStore::memory();
-                    super::$name(t.store()).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = crate::common::stores::TestStore::redis().await;
-                    super::$name(t.store()).await;
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+common::suite!(
     free_grid_rows_come_first_each_period,
     zero_price_features_go_on_at_zero_credits,
     commits_are_priced_at_the_hold_and_use_its_free_units,

@@ -12,6 +12,34 @@ pub mod stores;
 
 use std::time::{Duration, Instant};
 
+/// Runs each named scenario, an `async fn name(s: &dyn Store)` of the calling test file, once on
+/// the memory store and once on the Redis store (each with its own `redis-server`).
+#[allow(unused_macros)]
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let t = crate::common::stores::TestStore::memory();
+                    super::$name(t.store()).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let t = crate::common::stores::TestStore::redis().await;
+                    super::$name(t.store()).await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use suite;
+
 /// The fixed start of every manual clock: 2026-01-15T00:00:00Z, in Unix milliseconds.
 pub const T0: i64 = 1_768_435_200_000;
 /// One credit, in micro-credits.
