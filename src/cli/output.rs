@@ -10,7 +10,8 @@ use super::credits::{format_credits, MICROS_PER_CREDIT};
 use super::time;
 use crate::proto::{
     Account, Balance, CommitResponse, Decision, DenialReason, Grant, GrantKind, GrantState,
-    QuoteResponse, ReleaseResponse, Reservation, ReservationState, ReserveResponse,
+    QuoteResponse, RateCard, ReleaseResponse, Reservation, ReservationState, ReserveResponse,
+    SubjectPolicy,
 };
 
 /// The text printed for an answer, ending with a newline.
@@ -30,6 +31,11 @@ pub fn render(answer: &Answer) -> String {
         Answer::Reservation(reservation) => reservation_text(reservation),
         Answer::Balance(balance) => balance_text(balance),
         Answer::Quote(response) => quote_text(response),
+        Answer::Policy { account, policy } => policy_text(account, policy),
+        Answer::AccessRequested { account, subject } => {
+            format!("spending access requested for subject {subject} on account {account}")
+        }
+        Answer::RateCard(card) => rate_card_text(card),
     };
     if !text.ends_with('\n') {
         text.push('\n');
@@ -65,6 +71,13 @@ fn reserve_text(response: &ReserveResponse) -> String {
         let mut line = format!("DENIED {}", denial_name(response.denial_reason()));
         if !response.denial_detail.is_empty() {
             let _ = write!(line, ": {}", response.denial_detail);
+        }
+        if response.retry_at.is_some() {
+            let _ = write!(
+                line,
+                "; retry after {}",
+                format_timestamp(response.retry_at.as_ref(), "-")
+            );
         }
         line
     };
@@ -349,7 +362,174 @@ fn account_text(account: &Account) -> String {
             "created",
             format_timestamp(account.created_at.as_ref(), "-"),
         ),
+        ("alert levels", alert_levels(&account.threshold_micros)),
+        (
+            "allowance alert",
+            match account.allowance_alert_percent {
+                0 => "75% used (default)".to_string(),
+                p => format!("{p}% used"),
+            },
+        ),
+        ("auto top-up", auto_top_up_text(account)),
     ])
+}
+
+fn alert_levels(levels: &[i64]) -> String {
+    if levels.is_empty() {
+        return "10000, 5000, 1000, 0 credits (default)".to_string();
+    }
+    let levels: Vec<String> = levels.iter().map(|&l| format_credits(l)).collect();
+    format!("{} credits", levels.join(", "))
+}
+
+fn auto_top_up_text(account: &Account) -> String {
+    match account.auto_top_up {
+        Some(t) if t.amount_micros > 0 => format!(
+            "{} when available falls to {}",
+            credits_phrase(t.amount_micros),
+            format_credits(t.threshold_micros)
+        ),
+        _ => "off".to_string(),
+    }
+}
+
+/// The subject's rights, then its budgets and frequency caps.
+fn policy_text(account: &str, policy: &SubjectPolicy) -> String {
+    let subject = if policy.subject_id == "*" {
+        "* (the whole account)".to_string()
+    } else {
+        policy.subject_id.clone()
+    };
+    let mut text = fields(&[
+        ("account", account.to_string()),
+        ("subject", subject),
+        (
+            "spending",
+            if policy.spending_enabled {
+                "enabled"
+            } else {
+                "disabled"
+            }
+            .to_string(),
+        ),
+    ]);
+    if !policy.budgets.is_empty() {
+        text.push('\n');
+        let rows = policy
+            .budgets
+            .iter()
+            .map(|b| {
+                vec![
+                    or_dash(&b.scope),
+                    match b.period() {
+                        crate::proto::BudgetPeriod::Day => "day",
+                        crate::proto::BudgetPeriod::BillingPeriod => "billing period",
+                    }
+                    .to_string(),
+                    format_credits(b.limit_micros),
+                ]
+            })
+            .collect();
+        text.push_str(&table(
+            &[
+                Column::left("BUDGET SCOPE"),
+                Column::left("PERIOD"),
+                Column::right("LIMIT"),
+            ],
+            rows,
+        ));
+    }
+    if !policy.rate_limits.is_empty() {
+        text.push('\n');
+        let rows = policy
+            .rate_limits
+            .iter()
+            .map(|r| {
+                vec![
+                    r.sku.clone(),
+                    r.max_count.to_string(),
+                    format!("{} s", r.window_seconds),
+                ]
+            })
+            .collect();
+        text.push_str(&table(
+            &[
+                Column::left("RATE LIMIT SKU"),
+                Column::right("MAX"),
+                Column::right("PER"),
+            ],
+            rows,
+        ));
+    }
+    text
+}
+
+/// Version and top-up increment, then a table of SKUs and one of plans.
+fn rate_card_text(card: &RateCard) -> String {
+    let mut text = fields(&[
+        ("rate card", card.version.clone()),
+        ("currency", or_dash(&card.currency)),
+        (
+            "top-ups",
+            match card.top_up_increment_micros {
+                0 => "-".to_string(),
+                inc => format!("in blocks of {}", credits_phrase(inc)),
+            },
+        ),
+    ]);
+    text.push('\n');
+    let rows = card
+        .skus
+        .iter()
+        .map(|sku| {
+            let mut multipliers: Vec<String> = sku
+                .multipliers
+                .iter()
+                .map(|(name, factor)| format!("{name} x{factor}"))
+                .collect();
+            multipliers.sort();
+            vec![
+                sku.sku.clone(),
+                or_dash(&sku.unit),
+                sku.price.clone(),
+                sku.free_quantity.to_string(),
+                or_dash(&multipliers.join(", ")),
+            ]
+        })
+        .collect();
+    text.push_str(&table(
+        &[
+            Column::left("SKU"),
+            Column::left("UNIT"),
+            Column::right("CREDITS/UNIT"),
+            Column::right("FREE/PERIOD"),
+            Column::left("MULTIPLIERS"),
+        ],
+        rows,
+    ));
+    text.push('\n');
+    let rows = card
+        .plans
+        .iter()
+        .map(|plan| {
+            vec![
+                plan.plan_id.clone(),
+                format_credits(plan.allowance_micros),
+                or_dash(&plan.monthly_price),
+                or_dash(&plan.description),
+            ]
+        })
+        .collect();
+    text.push_str(&table(
+        &[
+            Column::left("PLAN"),
+            Column::right("ALLOWANCE/PERIOD"),
+            Column::right("MONTHLY PRICE"),
+            Column::left("DESCRIPTION"),
+        ],
+        rows,
+    ));
+    text
 }
 
 fn grant_text(grant: &Grant) -> String {
