@@ -1016,4 +1016,364 @@ mod tests {
         assert_eq!(ok.overage_enabled, None, "unset fields stay unset");
         assert_eq!(ok.parent_id.as_deref(), Some(""));
     }
+
+    #[test]
+    fn policy_table() {
+        type Mutate = fn(&mut proto::SubjectPolicy);
+        let budget = |scope: &str, limit| proto::Budget {
+            scope: scope.into(),
+            period: 0,
+            limit_micros: limit,
+        };
+        let rl = |sku: &str, max_count, window_seconds| proto::RateLimit {
+            sku: sku.into(),
+            max_count,
+            window_seconds,
+        };
+        let _ = (budget, rl);
+        let bad: &[(&str, Mutate, &str)] = &[
+            ("no subject", |p| p.subject_id.clear(), "policy.subject_id"),
+            (
+                "star prefix",
+                |p| p.subject_id = "*x".into(),
+                "policy.subject_id",
+            ),
+            (
+                "17 budgets",
+                |p| {
+                    p.budgets = vec![
+                        proto::Budget {
+                            limit_micros: 1,
+                            ..Default::default()
+                        };
+                        17
+                    ]
+                },
+                "policy.budgets",
+            ),
+            (
+                "17 rate limits",
+                |p| {
+                    p.rate_limits = vec![
+                        proto::RateLimit {
+                            sku: "*".into(),
+                            max_count: 1,
+                            window_seconds: 1
+                        };
+                        17
+                    ]
+                },
+                "policy.rate_limits",
+            ),
+            (
+                "zero limit",
+                |p| p.budgets = vec![proto::Budget::default()],
+                "policy.budgets.limit_micros",
+            ),
+            (
+                "2^53 limit",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        limit_micros: 1 << 53,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.limit_micros",
+            ),
+            (
+                "unknown period",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        period: 9,
+                        limit_micros: 1,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.period",
+            ),
+            (
+                "unknown scope",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        scope: "team".into(),
+                        limit_micros: 1,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.scope",
+            ),
+            (
+                "label without =",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        scope: "label:project".into(),
+                        limit_micros: 1,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.scope",
+            ),
+            (
+                "empty label key",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        scope: "label:=x".into(),
+                        limit_micros: 1,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.scope",
+            ),
+            (
+                "bad sku scope",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        scope: "sku:a b".into(),
+                        limit_micros: 1,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.scope",
+            ),
+            (
+                "bad sku",
+                |p| {
+                    p.rate_limits = vec![proto::RateLimit {
+                        sku: "a:b".into(),
+                        max_count: 1,
+                        window_seconds: 1,
+                    }]
+                },
+                "policy.rate_limits.sku",
+            ),
+            (
+                "zero count",
+                |p| {
+                    p.rate_limits = vec![proto::RateLimit {
+                        sku: "*".into(),
+                        max_count: 0,
+                        window_seconds: 1,
+                    }]
+                },
+                "policy.rate_limits.max_count",
+            ),
+            (
+                "zero window",
+                |p| {
+                    p.rate_limits = vec![proto::RateLimit {
+                        sku: "*".into(),
+                        max_count: 1,
+                        window_seconds: 0,
+                    }]
+                },
+                "policy.rate_limits.window_seconds",
+            ),
+            (
+                "window over 31 days",
+                |p| {
+                    p.rate_limits = vec![proto::RateLimit {
+                        sku: "*".into(),
+                        max_count: 1,
+                        window_seconds: 31 * 86_400 + 1,
+                    }]
+                },
+                "policy.rate_limits.window_seconds",
+            ),
+        ];
+        let good = || proto::SubjectPolicy {
+            subject_id: "user-1".into(),
+            spending_enabled: true,
+            ..Default::default()
+        };
+        for (name, mutate, field) in bad {
+            let mut p = good();
+            mutate(&mut p);
+            let req = proto::SetSubjectPolicyRequest {
+                account_id: "a".into(),
+                policy: Some(p),
+            };
+            assert_eq!(&field_of(set_subject_policy(&req)), field, "{name}");
+        }
+        let none = proto::SetSubjectPolicyRequest {
+            account_id: "a".into(),
+            policy: None,
+        };
+        assert_eq!(field_of(set_subject_policy(&none)), "policy");
+
+        let mut p = good();
+        p.subject_id = "*".into();
+        p.budgets = vec![
+            budget("", 1),
+            budget("subject", MAX_MICROS),
+            budget("label:project=alpha", 5),
+            budget("sku:video.export", 5),
+        ];
+        p.rate_limits = vec![rl("*", 1, 1), rl("image.standard", MAX_MICROS, 31 * 86_400)];
+        let req = proto::SetSubjectPolicyRequest {
+            account_id: "a".into(),
+            policy: Some(p),
+        };
+        let (account, policy) = set_subject_policy(&req).expect("valid");
+        assert_eq!((account.as_str(), policy.subject_id.as_str()), ("a", "*"));
+        assert_eq!(policy.budgets.len(), 4);
+        assert_eq!(policy.rate_limits[1].window_seconds, 31 * 86_400);
+
+        let get = proto::GetSubjectPolicyRequest {
+            account_id: "a".into(),
+            subject_id: "**".into(),
+        };
+        assert_eq!(field_of(get_subject_policy(&get)), "subject_id");
+        let ask = proto::RequestSpendingAccessRequest {
+            account_id: "a".into(),
+            subject_id: "*".into(),
+            note: String::new(),
+        };
+        assert_eq!(field_of(request_spending_access(&ask)), "subject_id");
+        let ask = proto::RequestSpendingAccessRequest {
+            subject_id: "u1".into(),
+            note: "é".repeat(257),
+            ..ask
+        };
+        assert_eq!(field_of(request_spending_access(&ask)), "note");
+        let ask = proto::RequestSpendingAccessRequest {
+            note: "é".repeat(256),
+            ..ask
+        };
+        assert!(request_spending_access(&ask).is_ok());
+    }
+
+    #[test]
+    fn alert_settings() {
+        let upd = |f: fn(&mut proto::UpdateAccountRequest)| {
+            let mut r = proto::UpdateAccountRequest {
+                account_id: "org-1".into(),
+                ..Default::default()
+            };
+            f(&mut r);
+            r
+        };
+        type Mutate = fn(&mut proto::UpdateAccountRequest);
+        let bad: &[(&str, Mutate, &str)] = &[
+            (
+                "levels without set",
+                |r| r.threshold_micros = vec![1],
+                "threshold_micros",
+            ),
+            (
+                "17 levels",
+                |r| {
+                    r.set_thresholds = true;
+                    r.threshold_micros = (0..17).collect();
+                },
+                "threshold_micros",
+            ),
+            (
+                "negative level",
+                |r| {
+                    r.set_thresholds = true;
+                    r.threshold_micros = vec![-1];
+                },
+                "threshold_micros",
+            ),
+            (
+                "2^53 level",
+                |r| {
+                    r.set_thresholds = true;
+                    r.threshold_micros = vec![1 << 53];
+                },
+                "threshold_micros",
+            ),
+            (
+                "101 %",
+                |r| r.allowance_alert_percent = Some(101),
+                "allowance_alert_percent",
+            ),
+            (
+                "-1 %",
+                |r| r.allowance_alert_percent = Some(-1),
+                "allowance_alert_percent",
+            ),
+            (
+                "negative top-up threshold",
+                |r| {
+                    r.auto_top_up = Some(proto::AutoTopUp {
+                        threshold_micros: -1,
+                        amount_micros: 0,
+                    })
+                },
+                "auto_top_up.threshold_micros",
+            ),
+            (
+                "2^53 top-up",
+                |r| {
+                    r.auto_top_up = Some(proto::AutoTopUp {
+                        threshold_micros: 0,
+                        amount_micros: 1 << 53,
+                    })
+                },
+                "auto_top_up.amount_micros",
+            ),
+            (
+                "not a multiple of the increment",
+                |r| {
+                    r.auto_top_up = Some(proto::AutoTopUp {
+                        threshold_micros: 0,
+                        amount_micros: 15_000_000,
+                    })
+                },
+                "auto_top_up.amount_micros",
+            ),
+        ];
+        for (name, mutate, field) in bad {
+            assert_eq!(
+                &field_of(update_account(&upd(*mutate), 10_000_000)),
+                field,
+                "{name}"
+            );
+        }
+        let ok = update_account(
+            &upd(|r| {
+                r.set_thresholds = true;
+                r.threshold_micros = vec![0, 5, 10, 5];
+                r.allowance_alert_percent = Some(100);
+                r.auto_top_up = Some(proto::AutoTopUp {
+                    threshold_micros: 7,
+                    amount_micros: 20_000_000,
+                });
+            }),
+            10_000_000,
+        )
+        .expect("valid");
+        assert_eq!(ok.thresholds, Some(vec![10, 5, 0]));
+        assert_eq!(ok.allowance_alert_percent, Some(100));
+        assert_eq!(ok.top_up, Some((7, 20_000_000)));
+        let unchanged = update_account(&upd(|_| {}), 0).expect("valid");
+        assert_eq!((unchanged.thresholds, unchanged.top_up), (None, None));
+        let cleared = update_account(&upd(|r| r.set_thresholds = true), 0).expect("valid");
+        assert_eq!(cleared.thresholds, Some(vec![]));
+        let any_amount = upd(|r| {
+            r.auto_top_up = Some(proto::AutoTopUp {
+                threshold_micros: 0,
+                amount_micros: 15_000_000,
+            })
+        });
+        assert!(
+            update_account(&any_amount, 0).is_ok(),
+            "no card, no increment"
+        );
+
+        let create = proto::CreateAccountRequest {
+            account_id: "org-1".into(),
+            ..Default::default()
+        };
+        assert_eq!(create_account_alerts(&create, 0), Ok(None));
+        let create = proto::CreateAccountRequest {
+            allowance_alert_percent: 200,
+            ..create
+        };
+        assert_eq!(
+            field_of(create_account_alerts(&create, 0)),
+            "allowance_alert_percent"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use clap::{ArgAction, Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 use super::credits::parse_credits;
-use super::policy::{parse_budget, parse_percent, parse_rate_limit, parse_thresholds};
+use super::policy::{parse_budget, parse_percent, parse_rate_limit, parse_thresholds, Levels};
 use super::secure::{parse_token, BearerToken};
 use super::time::{parse_duration, parse_timestamp};
 use crate::proto::{Budget, RateLimit};
@@ -184,7 +184,7 @@ pub struct AccountUpdateArgs {
     /// Alert when available credits fall below these levels, in credits, comma-separated
     /// (e.g. 10000,5000,1000,0); `default` restores the defaults (10000,5000,1000,0).
     #[arg(long, value_name = "CREDITS,...", value_parser = parse_thresholds)]
-    pub thresholds: Option<Vec<i64>>,
+    pub thresholds: Option<Levels>,
     /// Alert when this share of the period's allowance is used, in percent (0 = default 75).
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     pub allowance_alert: Option<i64>,

@@ -1043,15 +1043,112 @@ inv-1     top-up           30         80     0  never
             ..Default::default()
         };
         let expected = "\
-account         acme
-parent          -
-plan            pro
-overage         on, no cap
-suspended       no
-billing anchor  2026-11-22T10:00:00Z
-created         2026-11-22T10:00:00Z
+account          acme
+parent           -
+plan             pro
+overage          on, no cap
+suspended        no
+billing anchor   2026-11-22T10:00:00Z
+created          2026-11-22T10:00:00Z
+alert levels     10000, 5000, 1000, 0 credits (default)
+allowance alert  75% used (default)
+auto top-up      off
 ";
-        assert_eq!(render(&Answer::Account(account)), expected);
+        assert_eq!(render(&Answer::Account(account.clone())), expected);
+        let alerts = Account {
+            threshold_micros: vec![500_000_000, 0],
+            allowance_alert_percent: 80,
+            auto_top_up: Some(crate::proto::AutoTopUp {
+                threshold_micros: 100_000_000,
+                amount_micros: 50_000_000,
+            }),
+            ..account
+        };
+        let text = render(&Answer::Account(alerts));
+        assert!(text.contains("alert levels     500, 0 credits\n"), "{text}");
+        assert!(text.contains("allowance alert  80% used\n"), "{text}");
+        assert!(
+            text.contains("auto top-up      50 credits when available falls to 100\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_rate_limited_reserve_says_when_to_retry() {
+        let response = ReserveResponse {
+            decision: Decision::Denied as i32,
+            denial_reason: DenialReason::RateLimited as i32,
+            denial_detail: "the account may use 2 * per 60 s; retry in 40 s".into(),
+            retry_at: at(T + 40),
+            ..Default::default()
+        };
+        let text = render(&Answer::Reserve(response));
+        assert!(
+            text.starts_with("DENIED RATE_LIMITED: the account may use 2 * per 60 s; retry in 40 s; retry after 2026-11-22T10:00:40Z"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_policy_and_a_rate_card() {
+        let policy = SubjectPolicy {
+            subject_id: "*".into(),
+            spending_enabled: false,
+            budgets: vec![crate::proto::Budget {
+                scope: "label:project=alpha".into(),
+                period: crate::proto::BudgetPeriod::Day as i32,
+                limit_micros: 50_000_000,
+            }],
+            rate_limits: vec![crate::proto::RateLimit {
+                sku: "image.standard".into(),
+                max_count: 10,
+                window_seconds: 60,
+            }],
+        };
+        let text = render(&Answer::Policy {
+            account: "acme".into(),
+            policy,
+        });
+        let expected = "\
+account   acme
+subject   * (the whole account)
+spending  disabled
+
+BUDGET SCOPE         PERIOD  LIMIT
+label:project=alpha  day        50
+
+RATE LIMIT SKU  MAX   PER
+image.standard   10  60 s
+";
+        assert_eq!(text, expected);
+
+        let card = RateCard {
+            version: "2026-01".into(),
+            currency: "EUR".into(),
+            top_up_increment_micros: 10_000_000,
+            skus: vec![crate::proto::RateCardSku {
+                sku: "image.standard".into(),
+                unit: "image".into(),
+                price: "5".into(),
+                free_quantity: 0,
+                multipliers: [("hd".to_string(), "2".to_string())].into(),
+                ..Default::default()
+            }],
+            plans: vec![crate::proto::RateCardPlan {
+                plan_id: "pro".into(),
+                allowance_micros: 5_000_000_000,
+                monthly_price: "29".into(),
+                description: "Pro".into(),
+            }],
+        };
+        let text = render(&Answer::RateCard(card));
+        assert!(
+            text.contains("top-ups    in blocks of 10 credits\n"),
+            "{text}"
+        );
+        assert!(text.contains("image.standard  image"), "{text}");
+        assert!(text.contains("hd x2"), "{text}");
+        assert!(text.contains("pro               5000"), "{text}");
     }
 
     #[test]

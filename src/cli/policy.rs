@@ -55,14 +55,19 @@ pub fn parse_rate_limit(text: &str) -> Result<RateLimit, String> {
     })
 }
 
+/// Alert levels in micro-credits (empty: the server's defaults); one command-line value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Levels(pub Vec<i64>);
+
 /// Comma-separated levels in credits, or `default` (an empty list: the server's defaults).
-pub fn parse_thresholds(text: &str) -> Result<Vec<i64>, String> {
+pub fn parse_thresholds(text: &str) -> Result<Levels, String> {
     if text == "default" {
-        return Ok(Vec::new());
+        return Ok(Levels(Vec::new()));
     }
     text.split(',')
         .map(|level| parse_credits(level.trim()))
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(Levels)
 }
 
 /// A whole percentage 1..=100, or 0 for the default.
@@ -137,9 +142,14 @@ mod tests {
     fn thresholds_and_percentages() {
         assert_eq!(
             parse_thresholds("10000, 5000,1000,0"),
-            Ok(vec![10_000_000_000, 5_000_000_000, 1_000_000_000, 0])
+            Ok(Levels(vec![
+                10_000_000_000,
+                5_000_000_000,
+                1_000_000_000,
+                0
+            ]))
         );
-        assert_eq!(parse_thresholds("default"), Ok(vec![]));
+        assert_eq!(parse_thresholds("default"), Ok(Levels(vec![])));
         assert!(parse_thresholds("10,x").is_err());
         assert_eq!(parse_percent("75"), Ok(75));
         assert_eq!(parse_percent("80%"), Ok(80));

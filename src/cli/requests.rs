@@ -38,7 +38,7 @@ pub fn update_account(args: AccountUpdateArgs) -> UpdateAccountRequest {
         suspended: args.suspended,
         parent_id: args.parent,
         set_thresholds: args.thresholds.is_some(),
-        threshold_micros: args.thresholds.unwrap_or_default(),
+        threshold_micros: args.thresholds.map(|l| l.0).unwrap_or_default(),
         allowance_alert_percent: args.allowance_alert,
         auto_top_up: args.top_up_threshold.zip(args.top_up_amount).map(
             |(threshold_micros, amount_micros)| AutoTopUp {
