@@ -75,6 +75,9 @@ enum Rpc {
     ListGrants,
     VoidGrant,
     GetRateCard,
+    SetSubjectPolicy,
+    GetSubjectPolicy,
+    RequestSpendingAccess,
 }
 
 impl Rpc {
@@ -100,7 +103,13 @@ const TABLE: &[(Rpc, &[&str])] = &[
     (Rpc::ListGrants, &[ACME_READ, ACME_ADMIN]),
     (Rpc::VoidGrant, &[ACME_ADMIN]),
     (Rpc::GetRateCard, &[ACME_READ, ACME_ADMIN]),
+    (Rpc::SetSubjectPolicy, &[ACME_ADMIN]),
+    (Rpc::GetSubjectPolicy, &[ACME_READ, ACME_ADMIN]),
+    (Rpc::RequestSpendingAccess, &[ACME_CHARGE, ACME_ADMIN]),
 ];
+
+/// The subject whose policy the policy RPCs touch.
+const SUBJECT: &str = "user-1";
 
 const ACME_SCOPED: [&str; 3] = [ACME_CHARGE, ACME_READ, ACME_ADMIN];
 
@@ -259,9 +268,19 @@ impl Harness {
                     .map(|r| r.into_inner()),
             );
         }
-        assert!(balance.is_ok() && grants.is_ok() && account.is_ok());
+        let policy = admin
+            .get_subject_policy(with_token(
+                proto::GetSubjectPolicyRequest {
+                    account_id: f.account.clone(),
+                    subject_id: SUBJECT.into(),
+                },
+                Some(ROOT),
+            ))
+            .await
+            .map(|r| r.into_inner());
+        assert!(balance.is_ok() && grants.is_ok() && account.is_ok() && policy.is_ok());
         format!(
-            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
             balance.map_err(|s| s.code()),
             grants.map_err(|s| s.code()),
             account.map_err(|s| s.code()),
@@ -269,7 +288,8 @@ impl Harness {
             holds
                 .into_iter()
                 .map(|h| h.map_err(|s| s.code()))
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>(),
+            policy.map_err(|s| s.code()),
         )
     }
 
@@ -376,6 +396,41 @@ impl Harness {
                 let req = proto::GetRateCardRequest::default();
                 admin.get_rate_card(with_token(req, token)).await.map(drop)
             }
+            Rpc::SetSubjectPolicy => {
+                let req = proto::SetSubjectPolicyRequest {
+                    account_id,
+                    policy: Some(proto::SubjectPolicy {
+                        subject_id: SUBJECT.into(),
+                        spending_enabled: false,
+                        ..Default::default()
+                    }),
+                };
+                admin
+                    .set_subject_policy(with_token(req, token))
+                    .await
+                    .map(drop)
+            }
+            Rpc::GetSubjectPolicy => {
+                let req = proto::GetSubjectPolicyRequest {
+                    account_id,
+                    subject_id: SUBJECT.into(),
+                };
+                admin
+                    .get_subject_policy(with_token(req, token))
+                    .await
+                    .map(drop)
+            }
+            Rpc::RequestSpendingAccess => {
+                let req = proto::RequestSpendingAccessRequest {
+                    account_id,
+                    subject_id: SUBJECT.into(),
+                    note: "please".into(),
+                };
+                admin
+                    .request_spending_access(with_token(req, token))
+                    .await
+                    .map(drop)
+            }
             Rpc::VoidGrant => {
                 let req = proto::VoidGrantRequest {
                     account_id,
@@ -478,6 +533,7 @@ async fn the_right_scope_works_on_every_rpc() {
                     | Rpc::GetAccount
                     | Rpc::ListGrants
                     | Rpc::GetRateCard
+                    | Rpc::GetSubjectPolicy
             );
             assert_eq!(
                 before == after,

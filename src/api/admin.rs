@@ -1,4 +1,4 @@
-//! `CreditAdmin`: accounts and grants.
+//! `CreditAdmin`: accounts and grants, subject policies, the rate card.
 
 use std::sync::Arc;
 
@@ -32,6 +32,13 @@ impl AdminService {
         self
     }
 
+    /// The active card's top-up increment (0 without a card or without an increment).
+    fn top_up_increment(&self) -> i64 {
+        self.rate_card
+            .current()
+            .map_or(0, |card| card.top_up_increment_micros())
+    }
+
     /// The store's clock, which decides a grant's state (pending, active, expired). The operation
     /// has already happened when this is asked, so a failure falls back to the local clock
     /// rather than reporting an error for a change that was made.
@@ -55,7 +62,14 @@ impl CreditAdmin for AdminService {
         let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let a = validate::create_account(&req)?;
-            Ok(convert::account(self.store.create_account(a).await?))
+            let alerts = validate::create_account_alerts(&req, self.top_up_increment())?;
+            let account = self.store.create_account(a).await?;
+            // The alert settings are applied as an UpdateAccount right after the creation (the
+            // same values again on a replay, which changes nothing).
+            match alerts {
+                Some(u) => Ok(convert::account(self.store.update_account(u).await?)),
+                None => Ok(convert::account(account)),
+            }
         };
         observe("create_account", call, ok).await
     }
@@ -78,7 +92,7 @@ impl CreditAdmin for AdminService {
     ) -> Result<Response<proto::Account>, Status> {
         let req = validate::within_limit(request.into_inner())?;
         let call = async {
-            let u = validate::update_account(&req)?;
+            let u = validate::update_account(&req, self.top_up_increment())?;
             Ok(convert::account(self.store.update_account(u).await?))
         };
         observe("update_account", call, ok).await
@@ -135,5 +149,46 @@ impl CreditAdmin for AdminService {
         _request: Request<proto::GetRateCardRequest>,
     ) -> Result<Response<proto::RateCard>, Status> {
         rate_card::get(&self.rate_card)
+    }
+
+    async fn set_subject_policy(
+        &self,
+        request: Request<proto::SetSubjectPolicyRequest>,
+    ) -> Result<Response<proto::SubjectPolicy>, Status> {
+        let req = validate::within_limit(request.into_inner())?;
+        let call = async {
+            let (account, policy) = validate::set_subject_policy(&req)?;
+            let policy = self.store.set_subject_policy(&account, policy).await?;
+            Ok(convert::subject_policy(policy))
+        };
+        observe("set_subject_policy", call, ok).await
+    }
+
+    async fn get_subject_policy(
+        &self,
+        request: Request<proto::GetSubjectPolicyRequest>,
+    ) -> Result<Response<proto::SubjectPolicy>, Status> {
+        let req = validate::within_limit(request.into_inner())?;
+        let call = async {
+            let (account, subject) = validate::get_subject_policy(&req)?;
+            let policy = self.store.get_subject_policy(&account, &subject).await?;
+            Ok(convert::subject_policy(policy))
+        };
+        observe("get_subject_policy", call, ok).await
+    }
+
+    async fn request_spending_access(
+        &self,
+        request: Request<proto::RequestSpendingAccessRequest>,
+    ) -> Result<Response<proto::RequestSpendingAccessResponse>, Status> {
+        let req = validate::within_limit(request.into_inner())?;
+        let call = async {
+            let (account, subject, note) = validate::request_spending_access(&req)?;
+            self.store
+                .request_spending_access(&account, &subject, &note)
+                .await?;
+            Ok(proto::RequestSpendingAccessResponse {})
+        };
+        observe("request_spending_access", call, ok).await
     }
 }

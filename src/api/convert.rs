@@ -183,6 +183,44 @@ pub fn account(a: model::Account) -> proto::Account {
         }),
         suspended: a.suspended,
         created_at: Some(timestamp(a.created_at)),
+        threshold_micros: a.thresholds,
+        allowance_alert_percent: a.allowance_alert_percent,
+        auto_top_up: Some(proto::AutoTopUp {
+            threshold_micros: a.top_up_threshold,
+            amount_micros: a.top_up_amount,
+        }),
+    }
+}
+
+pub fn budget_period(p: model::BudgetPeriod) -> proto::BudgetPeriod {
+    match p {
+        model::BudgetPeriod::BillingPeriod => proto::BudgetPeriod::BillingPeriod,
+        model::BudgetPeriod::Day => proto::BudgetPeriod::Day,
+    }
+}
+
+pub fn subject_policy(p: model::SubjectPolicy) -> proto::SubjectPolicy {
+    proto::SubjectPolicy {
+        subject_id: p.subject_id,
+        spending_enabled: p.spending_enabled,
+        budgets: p
+            .budgets
+            .into_iter()
+            .map(|b| proto::Budget {
+                period: budget_period(b.period) as i32,
+                scope: b.scope,
+                limit_micros: b.limit,
+            })
+            .collect(),
+        rate_limits: p
+            .rate_limits
+            .into_iter()
+            .map(|r| proto::RateLimit {
+                sku: r.sku,
+                max_count: r.max_count,
+                window_seconds: r.window_seconds,
+            })
+            .collect(),
     }
 }
 
@@ -199,6 +237,7 @@ pub fn reserve_response(o: model::ReserveOutcome) -> proto::ReserveResponse {
         reservation: o.reservation.map(reservation),
         balance: Some(balance(o.balance)),
         replayed: o.replayed,
+        retry_at: o.retry_at.map(timestamp),
     }
 }
 

@@ -385,9 +385,59 @@ pub fn create_account(req: &proto::CreateAccountRequest) -> Result<model::Create
     })
 }
 
-pub fn update_account(req: &proto::UpdateAccountRequest) -> Result<model::UpdateAccount> {
-    Ok(model::UpdateAccount {
+/// The alert settings of CreateAccount, as the UpdateAccount that applies them right after the
+/// account is created; `None` when none is set.
+pub fn create_account_alerts(
+    req: &proto::CreateAccountRequest,
+    top_up_increment: i64,
+) -> Result<Option<model::UpdateAccount>> {
+    let u = model::UpdateAccount {
         account_id: id("account_id", &req.account_id)?,
+        thresholds: Some(thresholds("threshold_micros", &req.threshold_micros)?)
+            .filter(|t| !t.is_empty()),
+        allowance_alert_percent: Some(allowance_alert_percent(
+            "allowance_alert_percent",
+            req.allowance_alert_percent,
+        )?)
+        .filter(|&p| p != 0),
+        top_up: req
+            .auto_top_up
+            .as_ref()
+            .map(|t| auto_top_up("auto_top_up", t, top_up_increment))
+            .transpose()?,
+        ..Default::default()
+    };
+    let any = u.thresholds.is_some() || u.allowance_alert_percent.is_some() || u.top_up.is_some();
+    Ok(any.then_some(u))
+}
+
+/// `top_up_increment`: the active rate card's (0 without a card or without an increment).
+pub fn update_account(
+    req: &proto::UpdateAccountRequest,
+    top_up_increment: i64,
+) -> Result<model::UpdateAccount> {
+    let account_id = id("account_id", &req.account_id)?;
+    if !req.set_thresholds && !req.threshold_micros.is_empty() {
+        return Err(Error::invalid(
+            "threshold_micros",
+            "is only used with set_thresholds = true",
+        ));
+    }
+    Ok(model::UpdateAccount {
+        thresholds: req
+            .set_thresholds
+            .then(|| thresholds("threshold_micros", &req.threshold_micros))
+            .transpose()?,
+        allowance_alert_percent: req
+            .allowance_alert_percent
+            .map(|p| allowance_alert_percent("allowance_alert_percent", p))
+            .transpose()?,
+        top_up: req
+            .auto_top_up
+            .as_ref()
+            .map(|t| auto_top_up("auto_top_up", t, top_up_increment))
+            .transpose()?,
+        account_id,
         overage_enabled: req.overage_enabled,
         overage_cap: req
             .overage_cap_micros
@@ -399,7 +449,6 @@ pub fn update_account(req: &proto::UpdateAccountRequest) -> Result<model::Update
             .as_deref()
             .map(|p| optional_id("parent_id", p))
             .transpose()?,
-        ..Default::default()
     })
 }
 
@@ -433,6 +482,205 @@ pub fn create_grant(req: &proto::CreateGrantRequest) -> Result<model::CreateGran
 
 pub fn grant_ref(account_id: &str, grant_id: &str) -> Result<(String, String)> {
     Ok((id("account_id", account_id)?, id("grant_id", grant_id)?))
+}
+
+// ---- policies and alerts --------------------------------------------------------------------
+
+pub const MAX_BUDGETS: usize = 16;
+pub const MAX_RATE_LIMITS: usize = 16;
+pub const MAX_THRESHOLDS: usize = 16;
+pub const MAX_RATE_WINDOW_SECONDS: i64 = 31 * 86_400;
+pub const MAX_NOTE_CHARS: usize = 256;
+
+/// A subject id, or exactly `*` (the whole account).
+pub fn subject(field: &str, value: &str) -> Result<String> {
+    if value == model::policy::ACCOUNT_WIDE {
+        return Ok(value.to_string());
+    }
+    id(field, value)
+}
+
+/// 1 ≤ x < 2^53 (a count, not an amount).
+fn positive_count(field: &str, value: i64) -> Result<i64> {
+    if !(1..=MAX_MICROS).contains(&value) {
+        return Err(Error::invalid(
+            field,
+            format!("must be between 1 and {MAX_MICROS}, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A budget scope: "" or "subject", "label:KEY=VALUE" (the label rules) or "sku:SKU" (an id).
+pub fn budget_scope(field: &str, scope: &str) -> Result<String> {
+    if scope.is_empty() || scope == "subject" {
+        return Ok(scope.to_string());
+    }
+    if let Some(kv) = scope.strip_prefix("label:") {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(Error::invalid(field, "a label scope is label:KEY=VALUE"));
+        };
+        let label = HashMap::from([(k.to_string(), v.to_string())]);
+        labels(field, &label)?;
+        return Ok(scope.to_string());
+    }
+    if let Some(sku) = scope.strip_prefix("sku:") {
+        id(field, sku)?;
+        return Ok(scope.to_string());
+    }
+    Err(Error::invalid(
+        field,
+        format!("must be \"subject\", \"label:KEY=VALUE\" or \"sku:SKU\", got {scope:?}"),
+    ))
+}
+
+fn budget_period(field: &str, value: i32) -> Result<model::BudgetPeriod> {
+    match proto::BudgetPeriod::try_from(value) {
+        Ok(proto::BudgetPeriod::BillingPeriod) => Ok(model::BudgetPeriod::BillingPeriod),
+        Ok(proto::BudgetPeriod::Day) => Ok(model::BudgetPeriod::Day),
+        Err(_) => Err(Error::invalid(field, "must be BILLING_PERIOD or DAY")),
+    }
+}
+
+pub fn set_subject_policy(
+    req: &proto::SetSubjectPolicyRequest,
+) -> Result<(String, model::SubjectPolicy)> {
+    let account_id = id("account_id", &req.account_id)?;
+    let Some(p) = &req.policy else {
+        return Err(Error::invalid("policy", "is required"));
+    };
+    let subject_id = subject("policy.subject_id", &p.subject_id)?;
+    if p.budgets.len() > MAX_BUDGETS {
+        return Err(Error::invalid(
+            "policy.budgets",
+            format!("at most {MAX_BUDGETS} budgets, got {}", p.budgets.len()),
+        ));
+    }
+    if p.rate_limits.len() > MAX_RATE_LIMITS {
+        return Err(Error::invalid(
+            "policy.rate_limits",
+            format!(
+                "at most {MAX_RATE_LIMITS} rate limits, got {}",
+                p.rate_limits.len()
+            ),
+        ));
+    }
+    let budgets = p
+        .budgets
+        .iter()
+        .map(|b| {
+            Ok(model::Budget {
+                scope: budget_scope("policy.budgets.scope", &b.scope)?,
+                period: budget_period("policy.budgets.period", b.period)?,
+                limit: positive_amount("policy.budgets.limit_micros", b.limit_micros)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rate_limits = p
+        .rate_limits
+        .iter()
+        .map(|r| {
+            let sku = if r.sku == "*" {
+                r.sku.clone()
+            } else {
+                id("policy.rate_limits.sku", &r.sku)?
+            };
+            let window = r.window_seconds;
+            if !(1..=MAX_RATE_WINDOW_SECONDS).contains(&window) {
+                return Err(Error::invalid(
+                    "policy.rate_limits.window_seconds",
+                    format!("must be between 1 and {MAX_RATE_WINDOW_SECONDS}, got {window}"),
+                ));
+            }
+            Ok(model::RateLimit {
+                sku,
+                max_count: positive_count("policy.rate_limits.max_count", r.max_count)?,
+                window_seconds: window,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((
+        account_id,
+        model::SubjectPolicy {
+            subject_id,
+            spending_enabled: p.spending_enabled,
+            budgets,
+            rate_limits,
+        },
+    ))
+}
+
+pub fn get_subject_policy(req: &proto::GetSubjectPolicyRequest) -> Result<(String, String)> {
+    Ok((
+        id("account_id", &req.account_id)?,
+        subject("subject_id", &req.subject_id)?,
+    ))
+}
+
+/// Account, subject and note of RequestSpendingAccess (the subject is a real one, not `*`).
+pub fn request_spending_access(
+    req: &proto::RequestSpendingAccessRequest,
+) -> Result<(String, String, String)> {
+    let account_id = id("account_id", &req.account_id)?;
+    let subject_id = id("subject_id", &req.subject_id)?;
+    if req.note.chars().count() > MAX_NOTE_CHARS {
+        return Err(Error::invalid(
+            "note",
+            format!("must be at most {MAX_NOTE_CHARS} characters"),
+        ));
+    }
+    Ok((account_id, subject_id, req.note.clone()))
+}
+
+/// Threshold levels, each 0 ≤ x < 2^53, at most 16; sorted descending without duplicates.
+pub fn thresholds(field: &str, levels: &[i64]) -> Result<Vec<Micros>> {
+    if levels.len() > MAX_THRESHOLDS {
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_THRESHOLDS} levels, got {}", levels.len()),
+        ));
+    }
+    let mut out = levels
+        .iter()
+        .map(|&l| amount_or_zero(field, l))
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out.dedup();
+    Ok(out)
+}
+
+/// 1..=100, or 0 for the default.
+pub fn allowance_alert_percent(field: &str, value: i64) -> Result<i64> {
+    if !(0..=100).contains(&value) {
+        return Err(Error::invalid(
+            field,
+            format!("must be between 1 and 100 (0 = the default), got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// (threshold, amount) of an auto top-up; the amount is a multiple of the rate card's top-up
+/// increment when one is set (`top_up_increment` > 0).
+pub fn auto_top_up(
+    field: &str,
+    t: &proto::AutoTopUp,
+    top_up_increment: i64,
+) -> Result<(Micros, Micros)> {
+    let threshold = amount_or_zero(&format!("{field}.threshold_micros"), t.threshold_micros)?;
+    let amount_field = format!("{field}.amount_micros");
+    let amount = amount_or_zero(&amount_field, t.amount_micros)?;
+    if top_up_increment > 0 && amount % top_up_increment != 0 {
+        return Err(Error::invalid(
+            &amount_field,
+            format!(
+                "must be a multiple of the rate card's top-up increment ({} credits), got {}",
+                model::credits(top_up_increment),
+                model::credits(amount)
+            ),
+        ));
+    }
+    Ok((threshold, amount))
 }
 
 #[cfg(test)]
@@ -569,6 +817,7 @@ mod tests {
                     r.items.push(proto::Item {
                         sku: "grid.row".into(),
                         quantity: 3,
+                        multipliers: vec![],
                     })
                 },
                 "items",
@@ -655,6 +904,7 @@ mod tests {
                     r.items.push(proto::Item {
                         sku: "x".into(),
                         quantity: 1,
+                        multipliers: vec![],
                     })
                 },
                 "items",
@@ -821,16 +1071,376 @@ mod tests {
             overage_cap_micros: Some(1 << 53),
             ..Default::default()
         };
-        assert_eq!(field_of(update_account(&upd)), "overage_cap_micros");
+        assert_eq!(field_of(update_account(&upd, 0)), "overage_cap_micros");
         let upd = proto::UpdateAccountRequest {
             account_id: "org-1".into(),
             suspended: Some(true),
             parent_id: Some(String::new()),
             ..Default::default()
         };
-        let ok = update_account(&upd).expect("valid");
+        let ok = update_account(&upd, 0).expect("valid");
         assert_eq!(ok.suspended, Some(true));
         assert_eq!(ok.overage_enabled, None, "unset fields stay unset");
         assert_eq!(ok.parent_id.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn policy_table() {
+        type Mutate = fn(&mut proto::SubjectPolicy);
+        let budget = |scope: &str, limit| proto::Budget {
+            scope: scope.into(),
+            period: 0,
+            limit_micros: limit,
+        };
+        let rl = |sku: &str, max_count, window_seconds| proto::RateLimit {
+            sku: sku.into(),
+            max_count,
+            window_seconds,
+        };
+        let _ = (budget, rl);
+        let bad: &[(&str, Mutate, &str)] = &[
+            ("no subject", |p| p.subject_id.clear(), "policy.subject_id"),
+            (
+                "star prefix",
+                |p| p.subject_id = "*x".into(),
+                "policy.subject_id",
+            ),
+            (
+                "17 budgets",
+                |p| {
+                    p.budgets = vec![
+                        proto::Budget {
+                            limit_micros: 1,
+                            ..Default::default()
+                        };
+                        17
+                    ]
+                },
+                "policy.budgets",
+            ),
+            (
+                "17 rate limits",
+                |p| {
+                    p.rate_limits = vec![
+                        proto::RateLimit {
+                            sku: "*".into(),
+                            max_count: 1,
+                            window_seconds: 1
+                        };
+                        17
+                    ]
+                },
+                "policy.rate_limits",
+            ),
+            (
+                "zero limit",
+                |p| p.budgets = vec![proto::Budget::default()],
+                "policy.budgets.limit_micros",
+            ),
+            (
+                "2^53 limit",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        limit_micros: 1 << 53,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.limit_micros",
+            ),
+            (
+                "unknown period",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        period: 9,
+                        limit_micros: 1,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.period",
+            ),
+            (
+                "unknown scope",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        scope: "team".into(),
+                        limit_micros: 1,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.scope",
+            ),
+            (
+                "label without =",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        scope: "label:project".into(),
+                        limit_micros: 1,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.scope",
+            ),
+            (
+                "empty label key",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        scope: "label:=x".into(),
+                        limit_micros: 1,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.scope",
+            ),
+            (
+                "bad sku scope",
+                |p| {
+                    p.budgets = vec![proto::Budget {
+                        scope: "sku:a b".into(),
+                        limit_micros: 1,
+                        ..Default::default()
+                    }]
+                },
+                "policy.budgets.scope",
+            ),
+            (
+                "bad sku",
+                |p| {
+                    p.rate_limits = vec![proto::RateLimit {
+                        sku: "a:b".into(),
+                        max_count: 1,
+                        window_seconds: 1,
+                    }]
+                },
+                "policy.rate_limits.sku",
+            ),
+            (
+                "zero count",
+                |p| {
+                    p.rate_limits = vec![proto::RateLimit {
+                        sku: "*".into(),
+                        max_count: 0,
+                        window_seconds: 1,
+                    }]
+                },
+                "policy.rate_limits.max_count",
+            ),
+            (
+                "zero window",
+                |p| {
+                    p.rate_limits = vec![proto::RateLimit {
+                        sku: "*".into(),
+                        max_count: 1,
+                        window_seconds: 0,
+                    }]
+                },
+                "policy.rate_limits.window_seconds",
+            ),
+            (
+                "window over 31 days",
+                |p| {
+                    p.rate_limits = vec![proto::RateLimit {
+                        sku: "*".into(),
+                        max_count: 1,
+                        window_seconds: 31 * 86_400 + 1,
+                    }]
+                },
+                "policy.rate_limits.window_seconds",
+            ),
+        ];
+        let good = || proto::SubjectPolicy {
+            subject_id: "user-1".into(),
+            spending_enabled: true,
+            ..Default::default()
+        };
+        for (name, mutate, field) in bad {
+            let mut p = good();
+            mutate(&mut p);
+            let req = proto::SetSubjectPolicyRequest {
+                account_id: "a".into(),
+                policy: Some(p),
+            };
+            assert_eq!(&field_of(set_subject_policy(&req)), field, "{name}");
+        }
+        let none = proto::SetSubjectPolicyRequest {
+            account_id: "a".into(),
+            policy: None,
+        };
+        assert_eq!(field_of(set_subject_policy(&none)), "policy");
+
+        let mut p = good();
+        p.subject_id = "*".into();
+        p.budgets = vec![
+            budget("", 1),
+            budget("subject", MAX_MICROS),
+            budget("label:project=alpha", 5),
+            budget("sku:video.export", 5),
+        ];
+        p.rate_limits = vec![rl("*", 1, 1), rl("image.standard", MAX_MICROS, 31 * 86_400)];
+        let req = proto::SetSubjectPolicyRequest {
+            account_id: "a".into(),
+            policy: Some(p),
+        };
+        let (account, policy) = set_subject_policy(&req).expect("valid");
+        assert_eq!((account.as_str(), policy.subject_id.as_str()), ("a", "*"));
+        assert_eq!(policy.budgets.len(), 4);
+        assert_eq!(policy.rate_limits[1].window_seconds, 31 * 86_400);
+
+        let get = proto::GetSubjectPolicyRequest {
+            account_id: "a".into(),
+            subject_id: "**".into(),
+        };
+        assert_eq!(field_of(get_subject_policy(&get)), "subject_id");
+        let ask = proto::RequestSpendingAccessRequest {
+            account_id: "a".into(),
+            subject_id: "*".into(),
+            note: String::new(),
+        };
+        assert_eq!(field_of(request_spending_access(&ask)), "subject_id");
+        let ask = proto::RequestSpendingAccessRequest {
+            subject_id: "u1".into(),
+            note: "é".repeat(257),
+            ..ask
+        };
+        assert_eq!(field_of(request_spending_access(&ask)), "note");
+        let ask = proto::RequestSpendingAccessRequest {
+            note: "é".repeat(256),
+            ..ask
+        };
+        assert!(request_spending_access(&ask).is_ok());
+    }
+
+    #[test]
+    fn alert_settings() {
+        let upd = |f: fn(&mut proto::UpdateAccountRequest)| {
+            let mut r = proto::UpdateAccountRequest {
+                account_id: "org-1".into(),
+                ..Default::default()
+            };
+            f(&mut r);
+            r
+        };
+        type Mutate = fn(&mut proto::UpdateAccountRequest);
+        let bad: &[(&str, Mutate, &str)] = &[
+            (
+                "levels without set",
+                |r| r.threshold_micros = vec![1],
+                "threshold_micros",
+            ),
+            (
+                "17 levels",
+                |r| {
+                    r.set_thresholds = true;
+                    r.threshold_micros = (0..17).collect();
+                },
+                "threshold_micros",
+            ),
+            (
+                "negative level",
+                |r| {
+                    r.set_thresholds = true;
+                    r.threshold_micros = vec![-1];
+                },
+                "threshold_micros",
+            ),
+            (
+                "2^53 level",
+                |r| {
+                    r.set_thresholds = true;
+                    r.threshold_micros = vec![1 << 53];
+                },
+                "threshold_micros",
+            ),
+            (
+                "101 %",
+                |r| r.allowance_alert_percent = Some(101),
+                "allowance_alert_percent",
+            ),
+            (
+                "-1 %",
+                |r| r.allowance_alert_percent = Some(-1),
+                "allowance_alert_percent",
+            ),
+            (
+                "negative top-up threshold",
+                |r| {
+                    r.auto_top_up = Some(proto::AutoTopUp {
+                        threshold_micros: -1,
+                        amount_micros: 0,
+                    })
+                },
+                "auto_top_up.threshold_micros",
+            ),
+            (
+                "2^53 top-up",
+                |r| {
+                    r.auto_top_up = Some(proto::AutoTopUp {
+                        threshold_micros: 0,
+                        amount_micros: 1 << 53,
+                    })
+                },
+                "auto_top_up.amount_micros",
+            ),
+            (
+                "not a multiple of the increment",
+                |r| {
+                    r.auto_top_up = Some(proto::AutoTopUp {
+                        threshold_micros: 0,
+                        amount_micros: 15_000_000,
+                    })
+                },
+                "auto_top_up.amount_micros",
+            ),
+        ];
+        for (name, mutate, field) in bad {
+            assert_eq!(
+                &field_of(update_account(&upd(*mutate), 10_000_000)),
+                field,
+                "{name}"
+            );
+        }
+        let ok = update_account(
+            &upd(|r| {
+                r.set_thresholds = true;
+                r.threshold_micros = vec![0, 5, 10, 5];
+                r.allowance_alert_percent = Some(100);
+                r.auto_top_up = Some(proto::AutoTopUp {
+                    threshold_micros: 7,
+                    amount_micros: 20_000_000,
+                });
+            }),
+            10_000_000,
+        )
+        .expect("valid");
+        assert_eq!(ok.thresholds, Some(vec![10, 5, 0]));
+        assert_eq!(ok.allowance_alert_percent, Some(100));
+        assert_eq!(ok.top_up, Some((7, 20_000_000)));
+        let unchanged = update_account(&upd(|_| {}), 0).expect("valid");
+        assert_eq!((unchanged.thresholds, unchanged.top_up), (None, None));
+        let cleared = update_account(&upd(|r| r.set_thresholds = true), 0).expect("valid");
+        assert_eq!(cleared.thresholds, Some(vec![]));
+        let any_amount = upd(|r| {
+            r.auto_top_up = Some(proto::AutoTopUp {
+                threshold_micros: 0,
+                amount_micros: 15_000_000,
+            })
+        });
+        assert!(
+            update_account(&any_amount, 0).is_ok(),
+            "no card, no increment"
+        );
+
+        let create = proto::CreateAccountRequest {
+            account_id: "org-1".into(),
+            ..Default::default()
+        };
+        assert_eq!(create_account_alerts(&create, 0), Ok(None));
+        let create = proto::CreateAccountRequest {
+            allowance_alert_percent: 200,
+            ..create
+        };
+        assert_eq!(
+            field_of(create_account_alerts(&create, 0)),
+            "allowance_alert_percent"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! it means.
 
 use crate::proto::{
-    Account, Balance, CommitResponse, Decision, ExtendResponse, Grant, QuoteResponse,
-    ReleaseResponse, Reservation, ReserveResponse,
+    Account, Balance, CommitResponse, Decision, ExtendResponse, Grant, QuoteResponse, RateCard,
+    ReleaseResponse, Reservation, ReserveResponse, SubjectPolicy,
 };
 
 /// Exit code of a successful call whose answer is "no" (a reserve denied, a quote not affordable):
@@ -28,6 +28,17 @@ pub enum Answer {
     Reservation(Reservation),
     Balance(Balance),
     Quote(QuoteResponse),
+    /// A subject's policy, with the account it belongs to.
+    Policy {
+        account: String,
+        policy: SubjectPolicy,
+    },
+    /// A spending access request was recorded.
+    AccessRequested {
+        account: String,
+        subject: String,
+    },
+    RateCard(RateCard),
 }
 
 impl Answer {

@@ -6,8 +6,10 @@ use clap::{ArgAction, Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 use super::credits::parse_credits;
+use super::policy::{parse_budget, parse_percent, parse_rate_limit, parse_thresholds, Levels};
 use super::secure::{parse_token, BearerToken};
 use super::time::{parse_duration, parse_timestamp};
+use crate::proto::{Budget, RateLimit};
 
 /// Exit codes, shown in `--help` of the commands that can be refused.
 const DENIAL_EXIT_HELP: &str =
@@ -39,6 +41,12 @@ pub enum ClientCommand {
                             2 on bad command-line input."
     )]
     Quote(QuoteArgs),
+    /// Set or show a subject's policy: spending rights, budgets, frequency caps.
+    Policy(PolicyArgs),
+    /// Ask for spending rights on behalf of a subject (an event for the account's admins).
+    Access(AccessArgs),
+    /// Show the server's active rate card: SKUs and their prices, plans, top-up increment.
+    Ratecard(RatecardArgs),
 }
 
 impl ClientCommand {
@@ -53,6 +61,9 @@ impl ClientCommand {
             ClientCommand::Extend(args) => &args.connection,
             ClientCommand::Balance(args) => &args.connection,
             ClientCommand::Quote(args) => &args.connection,
+            ClientCommand::Policy(args) => &args.connection,
+            ClientCommand::Access(args) => &args.connection,
+            ClientCommand::Ratecard(args) => &args.connection,
         }
     }
 }
@@ -145,7 +156,15 @@ pub struct AccountCreateArgs {
     clap::ArgGroup::new("change")
         .required(true)
         .multiple(true)
-        .args(["overage", "overage_cap", "suspended", "parent"])
+        .args([
+            "overage",
+            "overage_cap",
+            "suspended",
+            "parent",
+            "thresholds",
+            "allowance_alert",
+            "top_up_threshold",
+        ])
 ))]
 pub struct AccountUpdateArgs {
     /// The account id.
@@ -162,6 +181,20 @@ pub struct AccountUpdateArgs {
     /// The parent (customer) account.
     #[arg(long)]
     pub parent: Option<String>,
+    /// Alert when available credits fall below these levels, in credits, comma-separated
+    /// (e.g. 10000,5000,1000,0); `default` restores the defaults (10000,5000,1000,0).
+    #[arg(long, value_name = "CREDITS,...", value_parser = parse_thresholds)]
+    pub thresholds: Option<Levels>,
+    /// Alert when this share of the period's allowance is used, in percent (0 = default 75).
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub allowance_alert: Option<i64>,
+    /// Auto top-up: request a top-up when available credits fall to this level (with
+    /// --top-up-amount).
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits, requires = "top_up_amount")]
+    pub top_up_threshold: Option<i64>,
+    /// Auto top-up: how many credits to request, in the rate card's increments (0 = off).
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits, requires = "top_up_threshold")]
+    pub top_up_amount: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -335,6 +368,86 @@ pub struct QuoteArgs {
     /// The subject that would spend.
     #[arg(long)]
     pub subject: Option<String>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Replace a subject's policy (what is not given is open: spending on, no limits).
+    #[command(after_help = "\
+SUBJECT is a user, API key or project id, or * for the whole account.
+
+--budget SCOPE:PERIOD:CREDITS (read from the right; repeatable)
+  SCOPE   subject | label:KEY=VALUE | sku:SKU
+  PERIOD  period (the billing period) | day (a UTC day)
+  e.g.    --budget subject:period:500 --budget label:project=alpha:day:50
+
+--rate-limit SKU:COUNT:WINDOW (repeatable)
+  at most COUNT units of SKU (* = every reserve) per WINDOW (seconds, or 1m, 1h, 1d)
+  e.g.    --rate-limit image.standard:10:1m --rate-limit '*:100:1h'")]
+    Set(PolicySetArgs),
+    /// Show a subject's policy (an open one when it has none).
+    Get {
+        /// The account id.
+        account: String,
+        /// The subject id, or * for the whole account.
+        subject: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySetArgs {
+    /// The account id.
+    pub account: String,
+    /// The subject id, or * for the whole account.
+    pub subject: String,
+    /// May the subject spend (denied with SPENDING_DISABLED when off).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub spending: OnOff,
+    /// A budget, SCOPE:PERIOD:CREDITS (repeatable; see below).
+    #[arg(long = "budget", value_name = "SCOPE:PERIOD:CREDITS", value_parser = parse_budget)]
+    pub budgets: Vec<Budget>,
+    /// A frequency cap, SKU:COUNT:WINDOW (repeatable; see below).
+    #[arg(long = "rate-limit", value_name = "SKU:COUNT:WINDOW", value_parser = parse_rate_limit)]
+    pub rate_limits: Vec<RateLimit>,
+}
+
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    #[command(subcommand)]
+    pub command: AccessCommand,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Ask the account's admins to let SUBJECT spend.
+    Request(AccessRequestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AccessRequestArgs {
+    /// The account id.
+    pub account: String,
+    /// The subject that asks.
+    pub subject: String,
+    /// A note for the admins (up to 256 characters).
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RatecardArgs {
     #[command(flatten)]
     pub connection: Connection,
 }

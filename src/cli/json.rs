@@ -6,8 +6,8 @@ use serde_json::{json, Map, Value};
 
 use super::answer::Answer;
 use crate::proto::{
-    Account, Allocation, Balance, CommitResponse, Grant, GrantBalance, QuoteResponse,
-    ReleaseResponse, Reservation, ReserveResponse,
+    Account, Allocation, Balance, CommitResponse, Grant, GrantBalance, QuoteResponse, RateCard,
+    ReleaseResponse, Reservation, ReserveResponse, SubjectPolicy,
 };
 
 /// The JSON document printed for an answer (pretty, ending with a newline).
@@ -34,6 +34,11 @@ pub fn to_value(answer: &Answer) -> Value {
         Answer::Reservation(reservation) => reservation_json(reservation),
         Answer::Balance(balance) => balance_json(balance),
         Answer::Quote(response) => quote_json(response),
+        Answer::Policy { account, policy } => policy_json(account, policy),
+        Answer::AccessRequested { account, subject } => {
+            json!({ "account_id": account, "subject_id": subject, "requested": true })
+        }
+        Answer::RateCard(card) => rate_card_json(card),
     }
 }
 
@@ -53,6 +58,50 @@ fn reserve_json(response: &ReserveResponse) -> Value {
         "reservation": optional(response.reservation.as_ref(), reservation_json),
         "balance": optional(response.balance.as_ref(), balance_json),
         "replayed": response.replayed,
+        "retry_at": time(response.retry_at.as_ref()),
+    })
+}
+
+fn policy_json(account: &str, policy: &SubjectPolicy) -> Value {
+    json!({
+        "account_id": account,
+        "subject_id": policy.subject_id,
+        "spending_enabled": policy.spending_enabled,
+        "budgets": policy.budgets.iter().map(|b| json!({
+            "scope": b.scope,
+            "period": b.period().as_str_name(),
+            "limit_micros": b.limit_micros,
+        })).collect::<Vec<_>>(),
+        "rate_limits": policy.rate_limits.iter().map(|r| json!({
+            "sku": r.sku,
+            "max_count": r.max_count,
+            "window_seconds": r.window_seconds,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn rate_card_json(card: &RateCard) -> Value {
+    json!({
+        "version": card.version,
+        "currency": card.currency,
+        "top_up_increment_micros": card.top_up_increment_micros,
+        "skus": card.skus.iter().map(|s| json!({
+            "sku": s.sku,
+            "unit": s.unit,
+            "price": s.price,
+            "price_micros": s.price_micros,
+            "price_micros_numerator": s.price_micros_numerator,
+            "price_micros_denominator": s.price_micros_denominator,
+            "free_quantity": s.free_quantity,
+            "multipliers": s.multipliers.iter().collect::<std::collections::BTreeMap<_, _>>(),
+            "description": s.description,
+        })).collect::<Vec<_>>(),
+        "plans": card.plans.iter().map(|p| json!({
+            "plan_id": p.plan_id,
+            "allowance_micros": p.allowance_micros,
+            "monthly_price": p.monthly_price,
+            "description": p.description,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -179,6 +228,12 @@ fn account_json(account: &Account) -> Value {
         "overage": { "enabled": overage.enabled, "cap_micros": overage.cap_micros },
         "suspended": account.suspended,
         "created_at": time(account.created_at.as_ref()),
+        "threshold_micros": account.threshold_micros,
+        "allowance_alert_percent": account.allowance_alert_percent,
+        "auto_top_up": account.auto_top_up.map(|t| json!({
+            "threshold_micros": t.threshold_micros,
+            "amount_micros": t.amount_micros,
+        })),
     })
 }
 

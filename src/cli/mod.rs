@@ -1,9 +1,9 @@
 //! Client commands that drive a running server: `creditd account|grant|reserve|commit|release|
-//! extend|reservation|balance|quote`. They speak to it only through the generated gRPC clients.
+//! extend|reservation|balance|quote|policy|access|ratecard`. They speak to it only through the generated gRPC clients.
 //!
 //! Rooms: [`commands`] (what clap parses), [`credits`] (amounts typed and printed in credits),
 //! [`time`] (timestamps and durations), [`requests`] (command → gRPC request), [`answer`]
-//! (the reply and its exit code), [`output`] (human text), [`json`] (`--json`), [`errors`]
+//! (the reply and its exit code), [`policy`] (policy and alert syntax), [`output`] (human text), [`json`] (`--json`), [`errors`]
 //! (one line per failure).
 
 mod answer;
@@ -12,6 +12,7 @@ pub mod credits;
 mod errors;
 mod json;
 mod output;
+mod policy;
 mod requests;
 mod secure;
 mod time;
@@ -24,12 +25,15 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
 pub use commands::ClientCommand;
-use commands::{AccountCommand, GrantCommand};
+use commands::{AccessCommand, AccountCommand, GrantCommand, PolicyCommand};
 pub use token::TokenArgs;
 
 use crate::proto::credit_admin_client::CreditAdminClient;
 use crate::proto::credits_client::CreditsClient;
-use crate::proto::{GetAccountRequest, GetReservationRequest, ListGrantsRequest, VoidGrantRequest};
+use crate::proto::{
+    GetAccountRequest, GetRateCardRequest, GetReservationRequest, GetSubjectPolicyRequest,
+    ListGrantsRequest, VoidGrantRequest,
+};
 use answer::Answer;
 
 /// How long to wait for the TCP connection to the server.
@@ -188,6 +192,37 @@ async fn execute(
         ClientCommand::Quote(args) => {
             Answer::Quote(credits.quote(requests::quote(args)).await?.into_inner())
         }
+        ClientCommand::Policy(args) => match args.command {
+            PolicyCommand::Set(set) => {
+                let account = set.account.clone();
+                let request = policy::set_policy(set);
+                let policy = admin.set_subject_policy(request).await?.into_inner();
+                Answer::Policy { account, policy }
+            }
+            PolicyCommand::Get { account, subject } => {
+                let request = GetSubjectPolicyRequest {
+                    account_id: account.clone(),
+                    subject_id: subject,
+                };
+                let policy = admin.get_subject_policy(request).await?.into_inner();
+                Answer::Policy { account, policy }
+            }
+        },
+        ClientCommand::Access(args) => match args.command {
+            AccessCommand::Request(ask) => {
+                let (account, subject) = (ask.account.clone(), ask.subject.clone());
+                admin
+                    .request_spending_access(policy::request_access(ask))
+                    .await?;
+                Answer::AccessRequested { account, subject }
+            }
+        },
+        ClientCommand::Ratecard(_) => Answer::RateCard(
+            admin
+                .get_rate_card(GetRateCardRequest {})
+                .await?
+                .into_inner(),
+        ),
     };
     Ok(answer)
 }

@@ -10,7 +10,8 @@ use super::credits::{format_credits, MICROS_PER_CREDIT};
 use super::time;
 use crate::proto::{
     Account, Balance, CommitResponse, Decision, DenialReason, Grant, GrantKind, GrantState,
-    QuoteResponse, ReleaseResponse, Reservation, ReservationState, ReserveResponse,
+    QuoteResponse, RateCard, ReleaseResponse, Reservation, ReservationState, ReserveResponse,
+    SubjectPolicy,
 };
 
 /// The text printed for an answer, ending with a newline.
@@ -30,6 +31,11 @@ pub fn render(answer: &Answer) -> String {
         Answer::Reservation(reservation) => reservation_text(reservation),
         Answer::Balance(balance) => balance_text(balance),
         Answer::Quote(response) => quote_text(response),
+        Answer::Policy { account, policy } => policy_text(account, policy),
+        Answer::AccessRequested { account, subject } => {
+            format!("spending access requested for subject {subject} on account {account}")
+        }
+        Answer::RateCard(card) => rate_card_text(card),
     };
     if !text.ends_with('\n') {
         text.push('\n');
@@ -65,6 +71,13 @@ fn reserve_text(response: &ReserveResponse) -> String {
         let mut line = format!("DENIED {}", denial_name(response.denial_reason()));
         if !response.denial_detail.is_empty() {
             let _ = write!(line, ": {}", response.denial_detail);
+        }
+        if response.retry_at.is_some() {
+            let _ = write!(
+                line,
+                "; retry after {}",
+                format_timestamp(response.retry_at.as_ref(), "-")
+            );
         }
         line
     };
@@ -349,7 +362,174 @@ fn account_text(account: &Account) -> String {
             "created",
             format_timestamp(account.created_at.as_ref(), "-"),
         ),
+        ("alert levels", alert_levels(&account.threshold_micros)),
+        (
+            "allowance alert",
+            match account.allowance_alert_percent {
+                0 => "75% used (default)".to_string(),
+                p => format!("{p}% used"),
+            },
+        ),
+        ("auto top-up", auto_top_up_text(account)),
     ])
+}
+
+fn alert_levels(levels: &[i64]) -> String {
+    if levels.is_empty() {
+        return "10000, 5000, 1000, 0 credits (default)".to_string();
+    }
+    let levels: Vec<String> = levels.iter().map(|&l| format_credits(l)).collect();
+    format!("{} credits", levels.join(", "))
+}
+
+fn auto_top_up_text(account: &Account) -> String {
+    match account.auto_top_up {
+        Some(t) if t.amount_micros > 0 => format!(
+            "{} when available falls to {}",
+            credits_phrase(t.amount_micros),
+            format_credits(t.threshold_micros)
+        ),
+        _ => "off".to_string(),
+    }
+}
+
+/// The subject's rights, then its budgets and frequency caps.
+fn policy_text(account: &str, policy: &SubjectPolicy) -> String {
+    let subject = if policy.subject_id == "*" {
+        "* (the whole account)".to_string()
+    } else {
+        policy.subject_id.clone()
+    };
+    let mut text = fields(&[
+        ("account", account.to_string()),
+        ("subject", subject),
+        (
+            "spending",
+            if policy.spending_enabled {
+                "enabled"
+            } else {
+                "disabled"
+            }
+            .to_string(),
+        ),
+    ]);
+    if !policy.budgets.is_empty() {
+        text.push('\n');
+        let rows = policy
+            .budgets
+            .iter()
+            .map(|b| {
+                vec![
+                    or_dash(&b.scope),
+                    match b.period() {
+                        crate::proto::BudgetPeriod::Day => "day",
+                        crate::proto::BudgetPeriod::BillingPeriod => "billing period",
+                    }
+                    .to_string(),
+                    format_credits(b.limit_micros),
+                ]
+            })
+            .collect();
+        text.push_str(&table(
+            &[
+                Column::left("BUDGET SCOPE"),
+                Column::left("PERIOD"),
+                Column::right("LIMIT"),
+            ],
+            rows,
+        ));
+    }
+    if !policy.rate_limits.is_empty() {
+        text.push('\n');
+        let rows = policy
+            .rate_limits
+            .iter()
+            .map(|r| {
+                vec![
+                    r.sku.clone(),
+                    r.max_count.to_string(),
+                    format!("{} s", r.window_seconds),
+                ]
+            })
+            .collect();
+        text.push_str(&table(
+            &[
+                Column::left("RATE LIMIT SKU"),
+                Column::right("MAX"),
+                Column::right("PER"),
+            ],
+            rows,
+        ));
+    }
+    text
+}
+
+/// Version and top-up increment, then a table of SKUs and one of plans.
+fn rate_card_text(card: &RateCard) -> String {
+    let mut text = fields(&[
+        ("rate card", card.version.clone()),
+        ("currency", or_dash(&card.currency)),
+        (
+            "top-ups",
+            match card.top_up_increment_micros {
+                0 => "-".to_string(),
+                inc => format!("in blocks of {}", credits_phrase(inc)),
+            },
+        ),
+    ]);
+    text.push('\n');
+    let rows = card
+        .skus
+        .iter()
+        .map(|sku| {
+            let mut multipliers: Vec<String> = sku
+                .multipliers
+                .iter()
+                .map(|(name, factor)| format!("{name} x{factor}"))
+                .collect();
+            multipliers.sort();
+            vec![
+                sku.sku.clone(),
+                or_dash(&sku.unit),
+                sku.price.clone(),
+                sku.free_quantity.to_string(),
+                or_dash(&multipliers.join(", ")),
+            ]
+        })
+        .collect();
+    text.push_str(&table(
+        &[
+            Column::left("SKU"),
+            Column::left("UNIT"),
+            Column::right("CREDITS/UNIT"),
+            Column::right("FREE/PERIOD"),
+            Column::left("MULTIPLIERS"),
+        ],
+        rows,
+    ));
+    text.push('\n');
+    let rows = card
+        .plans
+        .iter()
+        .map(|plan| {
+            vec![
+                plan.plan_id.clone(),
+                format_credits(plan.allowance_micros),
+                or_dash(&plan.monthly_price),
+                or_dash(&plan.description),
+            ]
+        })
+        .collect();
+    text.push_str(&table(
+        &[
+            Column::left("PLAN"),
+            Column::right("ALLOWANCE/PERIOD"),
+            Column::right("MONTHLY PRICE"),
+            Column::left("DESCRIPTION"),
+        ],
+        rows,
+    ));
+    text
 }
 
 fn grant_text(grant: &Grant) -> String {
@@ -863,15 +1043,112 @@ inv-1     top-up           30         80     0  never
             ..Default::default()
         };
         let expected = "\
-account         acme
-parent          -
-plan            pro
-overage         on, no cap
-suspended       no
-billing anchor  2026-11-22T10:00:00Z
-created         2026-11-22T10:00:00Z
+account          acme
+parent           -
+plan             pro
+overage          on, no cap
+suspended        no
+billing anchor   2026-11-22T10:00:00Z
+created          2026-11-22T10:00:00Z
+alert levels     10000, 5000, 1000, 0 credits (default)
+allowance alert  75% used (default)
+auto top-up      off
 ";
-        assert_eq!(render(&Answer::Account(account)), expected);
+        assert_eq!(render(&Answer::Account(account.clone())), expected);
+        let alerts = Account {
+            threshold_micros: vec![500_000_000, 0],
+            allowance_alert_percent: 80,
+            auto_top_up: Some(crate::proto::AutoTopUp {
+                threshold_micros: 100_000_000,
+                amount_micros: 50_000_000,
+            }),
+            ..account
+        };
+        let text = render(&Answer::Account(alerts));
+        assert!(text.contains("alert levels     500, 0 credits\n"), "{text}");
+        assert!(text.contains("allowance alert  80% used\n"), "{text}");
+        assert!(
+            text.contains("auto top-up      50 credits when available falls to 100\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_rate_limited_reserve_says_when_to_retry() {
+        let response = ReserveResponse {
+            decision: Decision::Denied as i32,
+            denial_reason: DenialReason::RateLimited as i32,
+            denial_detail: "the account may use 2 * per 60 s; retry in 40 s".into(),
+            retry_at: at(T + 40),
+            ..Default::default()
+        };
+        let text = render(&Answer::Reserve(response));
+        assert!(
+            text.starts_with("DENIED RATE_LIMITED: the account may use 2 * per 60 s; retry in 40 s; retry after 2026-11-22T10:00:40Z"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_policy_and_a_rate_card() {
+        let policy = SubjectPolicy {
+            subject_id: "*".into(),
+            spending_enabled: false,
+            budgets: vec![crate::proto::Budget {
+                scope: "label:project=alpha".into(),
+                period: crate::proto::BudgetPeriod::Day as i32,
+                limit_micros: 50_000_000,
+            }],
+            rate_limits: vec![crate::proto::RateLimit {
+                sku: "image.standard".into(),
+                max_count: 10,
+                window_seconds: 60,
+            }],
+        };
+        let text = render(&Answer::Policy {
+            account: "acme".into(),
+            policy,
+        });
+        let expected = "\
+account   acme
+subject   * (the whole account)
+spending  disabled
+
+BUDGET SCOPE         PERIOD  LIMIT
+label:project=alpha  day        50
+
+RATE LIMIT SKU  MAX   PER
+image.standard   10  60 s
+";
+        assert_eq!(text, expected);
+
+        let card = RateCard {
+            version: "2026-01".into(),
+            currency: "EUR".into(),
+            top_up_increment_micros: 10_000_000,
+            skus: vec![crate::proto::RateCardSku {
+                sku: "image.standard".into(),
+                unit: "image".into(),
+                price: "5".into(),
+                free_quantity: 0,
+                multipliers: [("hd".to_string(), "2".to_string())].into(),
+                ..Default::default()
+            }],
+            plans: vec![crate::proto::RateCardPlan {
+                plan_id: "pro".into(),
+                allowance_micros: 5_000_000_000,
+                monthly_price: "29".into(),
+                description: "Pro".into(),
+            }],
+        };
+        let text = render(&Answer::RateCard(card));
+        assert!(
+            text.contains("top-ups    in blocks of 10 credits\n"),
+            "{text}"
+        );
+        assert!(text.contains("image.standard  image"), "{text}");
+        assert!(text.contains("hd x2"), "{text}");
+        assert!(text.contains("pro               5000"), "{text}");
     }
 
     #[test]

@@ -8,8 +8,8 @@ use super::commands::{
 };
 use super::time::add_seconds;
 use crate::proto::{
-    CommitRequest, CreateAccountRequest, CreateGrantRequest, ExtendRequest, GetBalanceRequest,
-    GrantKind, Overage, Overrun, QuoteRequest, ReleaseRequest, ReserveRequest,
+    AutoTopUp, CommitRequest, CreateAccountRequest, CreateGrantRequest, ExtendRequest,
+    GetBalanceRequest, GrantKind, Overage, Overrun, QuoteRequest, ReleaseRequest, ReserveRequest,
     UpdateAccountRequest,
 };
 
@@ -25,6 +25,7 @@ pub fn create_account(args: AccountCreateArgs) -> CreateAccountRequest {
             cap_micros: args.overage_cap.unwrap_or(0),
         }),
         suspended: args.suspended,
+        ..Default::default()
     }
 }
 
@@ -36,6 +37,15 @@ pub fn update_account(args: AccountUpdateArgs) -> UpdateAccountRequest {
         overage_cap_micros: args.overage_cap,
         suspended: args.suspended,
         parent_id: args.parent,
+        set_thresholds: args.thresholds.is_some(),
+        threshold_micros: args.thresholds.map(|l| l.0).unwrap_or_default(),
+        allowance_alert_percent: args.allowance_alert,
+        auto_top_up: args.top_up_threshold.zip(args.top_up_amount).map(
+            |(threshold_micros, amount_micros)| AutoTopUp {
+                threshold_micros,
+                amount_micros,
+            },
+        ),
     }
 }
 
@@ -231,6 +241,28 @@ mod tests {
         assert_eq!(request.suspended, Some(true));
         assert_eq!(request.parent_id.as_deref(), Some("corp"));
         assert_eq!(request.overage_cap_micros, None);
+        assert!(!request.set_thresholds, "thresholds unchanged");
+        let request = update_account(account_update(
+            "creditd account update acme --thresholds 10000,5000,1000,0 --allowance-alert 80 \
+             --top-up-threshold 100 --top-up-amount 50",
+        ));
+        assert!(request.set_thresholds);
+        assert_eq!(
+            request.threshold_micros,
+            vec![10_000_000_000, 5_000_000_000, 1_000_000_000, 0]
+        );
+        assert_eq!(request.allowance_alert_percent, Some(80));
+        assert_eq!(
+            request.auto_top_up,
+            Some(AutoTopUp {
+                threshold_micros: 100_000_000,
+                amount_micros: 50_000_000
+            })
+        );
+        let request = update_account(account_update(
+            "creditd account update acme --thresholds default",
+        ));
+        assert!(request.set_thresholds && request.threshold_micros.is_empty());
     }
 
     #[test]

@@ -147,12 +147,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut opts = ServerOptions::load(&args)?;
     log_security(&args, &opts);
     let pricing = pricing::load(&args)?;
-    let _reloader = pricing::reload_on_sighup(pricing.clone())?;
     if let Some(file) = &pricing {
         opts.rate_card = file.cell();
     }
+    let plans = Arc::new(pricing::PlanSync::new(opts.rate_card.clone()));
+    let _reloader = pricing::reload_on_sighup(pricing.clone(), plans.clone())?;
     let store = build_store(&args).await?;
-    let mut server = RunningServer::start(store, opts).await?;
+    let mut server = RunningServer::start(store.clone(), opts).await?;
+    // After the start, so that a reload during it still ends with the latest card's plans.
+    plans.attach(store);
     tracing::info!(
         "creditd listening grpc={} http={}",
         server.grpc_addr,
@@ -219,6 +222,7 @@ impl RunningServer {
     /// successful store ping; a store that does not answer does not stop the start.
     pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Self> {
         metrics::handle();
+        store.set_plans(pricing::plans_of(opts.rate_card.current().as_deref()));
         let grpc_listener = TcpListener::bind(opts.grpc_addr)
             .await
             .with_context(|| format!("cannot listen for gRPC on {}", opts.grpc_addr))?;

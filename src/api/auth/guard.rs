@@ -28,6 +28,8 @@ const CHARGE: &[Scope] = &[Scope::Charge];
 const CHARGE_OR_READ: &[Scope] = &[Scope::Charge, Scope::Read];
 const ADMIN: &[Scope] = &[Scope::Admin];
 const READ_OR_ADMIN: &[Scope] = &[Scope::Read, Scope::Admin];
+/// A product asking on behalf of its user (`charge`), or an admin.
+const CHARGE_OR_ADMIN: &[Scope] = &[Scope::Charge, Scope::Admin];
 
 /// A service behind the authorizer.
 pub struct Guarded<S> {
@@ -99,6 +101,9 @@ guarded!(CreditAdmin for AdminService, ADMIN_RULES = "CreditAdmin" {
     list_grants: "ListGrants" (ListGrantsRequest) -> ListGrantsResponse, READ_OR_ADMIN, account_id;
     void_grant: "VoidGrant" (VoidGrantRequest) -> Grant, ADMIN, account_id;
     get_rate_card: "GetRateCard" (GetRateCardRequest) -> RateCard, READ_OR_ADMIN, global;
+    set_subject_policy: "SetSubjectPolicy" (SetSubjectPolicyRequest) -> SubjectPolicy, ADMIN, account_id;
+    get_subject_policy: "GetSubjectPolicy" (GetSubjectPolicyRequest) -> SubjectPolicy, READ_OR_ADMIN, account_id;
+    request_spending_access: "RequestSpendingAccess" (RequestSpendingAccessRequest) -> RequestSpendingAccessResponse, CHARGE_OR_ADMIN, account_id;
 });
 
 #[cfg(test)]
