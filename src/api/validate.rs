@@ -180,7 +180,9 @@ pub fn priced_items(
     })?;
     let wanted: Vec<PricingItem> = items
         .iter()
-        .map(|i| PricingItem::new(i.sku.clone(), i.quantity))
+        .map(|i| {
+            PricingItem::new(i.sku.clone(), i.quantity).with_multipliers(i.multipliers.clone())
+        })
         .collect();
     let lines = card
         .price(&wanted)?
