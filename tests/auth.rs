@@ -139,6 +139,7 @@ impl Fixture {
 struct Harness {
     server: RunningServer,
     channel: Channel,
+    store: Arc<MemoryStore>,
 }
 
 impl Harness {
@@ -151,7 +152,7 @@ impl Harness {
             rate_card: card.cell(),
             ..ServerOptions::default()
         };
-        let server = RunningServer::start(store, opts)
+        let server = RunningServer::start(store.clone(), opts)
             .await
             .expect("server starts");
         let channel = tonic::transport::Endpoint::from_shared(server.grpc_url())
@@ -159,7 +160,11 @@ impl Harness {
             .connect()
             .await
             .expect("connect");
-        Harness { server, channel }
+        Harness {
+            server,
+            channel,
+            store,
+        }
     }
 
     async fn with_tokens() -> Self {
@@ -643,4 +648,74 @@ async fn an_exposed_address_needs_tokens_or_insecure_no_auth() {
 fn the_example_tokens_file_loads() {
     let set = TokenSet::load(std::path::Path::new("examples/tokens.toml")).expect("example");
     assert_eq!(set.entries().len(), 4);
+}
+
+#[tokio::test]
+async fn admin_changes_are_audited_with_the_token_before_and_after() {
+    use creditd::model::Audit;
+    let h = Harness::with_tokens().await;
+    let f = Fixture::named("acme-audit");
+    h.seed(&f).await;
+    let mut admin = CreditAdminClient::new(h.channel.clone());
+    admin
+        .update_account(with_token(
+            proto::UpdateAccountRequest {
+                account_id: f.account.clone(),
+                suspended: Some(true),
+                ..Default::default()
+            },
+            Some(ACME_ADMIN),
+        ))
+        .await
+        .expect("update");
+    admin
+        .void_grant(with_token(
+            proto::VoidGrantRequest {
+                account_id: f.account.clone(),
+                grant_id: f.grant.clone(),
+            },
+            Some(ACME_ADMIN),
+        ))
+        .await
+        .expect("void");
+
+    let events = h.store.events(&f.account);
+    let created = events
+        .iter()
+        .find(|e| e.kind == "account_created")
+        .expect("created");
+    assert_eq!(created.actor, "root");
+    assert!(matches!(&created.after, Some(Audit::Account(a)) if a.account_id == f.account));
+    let granted = events
+        .iter()
+        .find(|e| e.kind == "grant_created")
+        .expect("granted");
+    assert_eq!(granted.actor, "root");
+    assert!(matches!(&granted.after, Some(Audit::Grant(g)) if g.amount == 100_000_000));
+    let updated = events
+        .iter()
+        .find(|e| e.kind == "account_updated")
+        .expect("updated");
+    assert_eq!(updated.actor, "acme-admin");
+    match (&updated.before, &updated.after) {
+        (Some(Audit::Account(before)), Some(Audit::Account(after))) => {
+            assert!(!before.suspended);
+            assert!(after.suspended);
+        }
+        other => panic!("account_updated without before/after: {other:?}"),
+    }
+    let voided = events
+        .iter()
+        .find(|e| e.kind == "grant_voided")
+        .expect("voided");
+    assert_eq!(voided.actor, "acme-admin");
+    match (&voided.before, &voided.after) {
+        (Some(Audit::Grant(before)), Some(Audit::Grant(after))) => {
+            assert!(!before.is_voided);
+            assert!(after.is_voided);
+            assert_eq!(after.voided, before.remaining);
+        }
+        other => panic!("grant_voided without before/after: {other:?}"),
+    }
+    h.server.shutdown().await.expect("shutdown");
 }

@@ -333,7 +333,10 @@ async fn grant_ids_are_idempotent(s: &dyn Store) {
         ),
         "ACCOUNT_NOT_FOUND"
     );
-    assert_eq!(s.void_grant(A, "nope").await, Err(Error::GrantNotFound));
+    assert_eq!(
+        s.void_grant(A, "nope", "test-admin").await,
+        Err(Error::GrantNotFound)
+    );
     assert_eq!(balance(s).await.available, 5 * CREDIT);
     assert_conserved(s, A).await;
 }
@@ -1303,10 +1306,14 @@ async fn voided_grant_stops_counting(s: &dyn Store) {
     funded(s).await;
     grant(s, new_grant(A, "g2", GrantKind::Prepaid, 5 * CREDIT)).await;
     hold(s, new_reserve(A, "r1", 12 * CREDIT)).await; // g1 10, g2 2
-    let v = s.void_grant(A, "g2").await.unwrap();
+    let v = s.void_grant(A, "g2", "test-admin").await.unwrap();
     assert!(v.is_voided);
     assert_eq!(buckets(&v), (0, 2 * CREDIT, 0, 0, 3 * CREDIT));
-    assert_eq!(s.void_grant(A, "g2").await.unwrap(), v, "void replay");
+    assert_eq!(
+        s.void_grant(A, "g2", "test-admin").await.unwrap(),
+        v,
+        "void replay"
+    );
     let b = balance(s).await;
     assert_eq!((b.available, b.held), (0, 12 * CREDIT));
     assert_eq!(b.grants.len(), 1);

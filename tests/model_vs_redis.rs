@@ -474,8 +474,8 @@ impl Pair {
             }
             Op::Void { id } => {
                 let g = format!("g{id}");
-                let m = self.model.void_grant(a, &g).await;
-                let r = self.redis.void_grant(a, &g).await;
+                let m = self.model.void_grant(a, &g, "admin-1").await;
+                let r = self.redis.void_grant(a, &g, "admin-1").await;
                 same(&what, m, r)
             }
             Op::Update {
@@ -487,6 +487,7 @@ impl Pair {
                 top_up,
             } => {
                 let req = UpdateAccount {
+                    actor: "admin-1".to_string(),
                     account_id: a.to_string(),
                     overage_enabled: *overage_enabled,
                     overage_cap: *overage_cap,
@@ -531,8 +532,14 @@ impl Pair {
                         })
                         .collect(),
                 };
-                let m = self.model.set_subject_policy(a, policy.clone()).await;
-                let r = self.redis.set_subject_policy(a, policy.clone()).await;
+                let m = self
+                    .model
+                    .set_subject_policy(a, policy.clone(), "admin-1")
+                    .await;
+                let r = self
+                    .redis
+                    .set_subject_policy(a, policy.clone(), "admin-1")
+                    .await;
                 same(&what, m, r)?;
                 let m = self.model.get_subject_policy(a, &policy.subject_id).await;
                 let r = self.redis.get_subject_policy(a, &policy.subject_id).await;

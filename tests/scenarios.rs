@@ -241,7 +241,7 @@ async fn add_grant(env: &Env, req: CreateGrant) -> Grant {
 async fn set_policy(env: &Env, account: &str, policy: SubjectPolicy) {
     let stored = env
         .store()
-        .set_subject_policy(account, policy.clone())
+        .set_subject_policy(account, policy.clone(), "owner")
         .await
         .expect("set_subject_policy");
     assert_eq!(stored, policy);

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::Caller;
 use super::validate;
 use super::{convert, observe, ok, rate_card};
 use crate::model::Millis;
@@ -53,21 +54,31 @@ impl AdminService {
     }
 }
 
+/// Who makes an admin change, for the audit trail: the token's name (`-` without auth).
+fn actor<T>(request: &Request<T>) -> String {
+    Caller::of(request).map_or("-", Caller::name).to_string()
+}
+
 #[tonic::async_trait]
 impl CreditAdmin for AdminService {
     async fn create_account(
         &self,
         request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::Account>, Status> {
+        let actor = actor(&request);
         let req = validate::within_limit(request.into_inner())?;
         let call = async {
-            let a = validate::create_account(&req)?;
+            let mut a = validate::create_account(&req)?;
+            a.actor = actor.clone();
             let alerts = validate::create_account_alerts(&req, self.top_up_increment())?;
             let account = self.store.create_account(a).await?;
             // The alert settings are applied as an UpdateAccount right after the creation (the
             // same values again on a replay, which changes nothing).
             match alerts {
-                Some(u) => Ok(convert::account(self.store.update_account(u).await?)),
+                Some(mut u) => {
+                    u.actor = actor;
+                    Ok(convert::account(self.store.update_account(u).await?))
+                }
                 None => Ok(convert::account(account)),
             }
         };
@@ -90,9 +101,11 @@ impl CreditAdmin for AdminService {
         &self,
         request: Request<proto::UpdateAccountRequest>,
     ) -> Result<Response<proto::Account>, Status> {
+        let actor = actor(&request);
         let req = validate::within_limit(request.into_inner())?;
         let call = async {
-            let u = validate::update_account(&req, self.top_up_increment())?;
+            let mut u = validate::update_account(&req, self.top_up_increment())?;
+            u.actor = actor;
             Ok(convert::account(self.store.update_account(u).await?))
         };
         observe("update_account", call, ok).await
@@ -102,9 +115,11 @@ impl CreditAdmin for AdminService {
         &self,
         request: Request<proto::CreateGrantRequest>,
     ) -> Result<Response<proto::Grant>, Status> {
+        let actor = actor(&request);
         let req = validate::within_limit(request.into_inner())?;
         let call = async {
-            let g = validate::create_grant(&req)?;
+            let mut g = validate::create_grant(&req)?;
+            g.actor = actor;
             let account = g.account_id.clone();
             let grant = self.store.create_grant(g).await?;
             Ok(convert::grant(grant, &account, self.now().await))
@@ -135,10 +150,11 @@ impl CreditAdmin for AdminService {
         &self,
         request: Request<proto::VoidGrantRequest>,
     ) -> Result<Response<proto::Grant>, Status> {
+        let actor = actor(&request);
         let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let (account, grant_id) = validate::grant_ref(&req.account_id, &req.grant_id)?;
-            let grant = self.store.void_grant(&account, &grant_id).await?;
+            let grant = self.store.void_grant(&account, &grant_id, &actor).await?;
             Ok(convert::grant(grant, &account, self.now().await))
         };
         observe("void_grant", call, ok).await
@@ -155,10 +171,14 @@ impl CreditAdmin for AdminService {
         &self,
         request: Request<proto::SetSubjectPolicyRequest>,
     ) -> Result<Response<proto::SubjectPolicy>, Status> {
+        let actor = actor(&request);
         let req = validate::within_limit(request.into_inner())?;
         let call = async {
             let (account, policy) = validate::set_subject_policy(&req)?;
-            let policy = self.store.set_subject_policy(&account, policy).await?;
+            let policy = self
+                .store
+                .set_subject_policy(&account, policy, &actor)
+                .await?;
             Ok(convert::subject_policy(policy))
         };
         observe("set_subject_policy", call, ok).await

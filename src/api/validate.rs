@@ -377,6 +377,7 @@ pub fn get_balance(req: &proto::GetBalanceRequest) -> Result<String> {
 pub fn create_account(req: &proto::CreateAccountRequest) -> Result<model::CreateAccount> {
     let overage = req.overage.unwrap_or_default();
     Ok(model::CreateAccount {
+        actor: String::new(),
         account_id: id("account_id", &req.account_id)?,
         parent_id: optional_id("parent_id", &req.parent_id)?,
         plan_id: optional_id("plan_id", &req.plan_id)?,
@@ -426,6 +427,7 @@ pub fn update_account(
         ));
     }
     Ok(model::UpdateAccount {
+        actor: String::new(),
         thresholds: req
             .set_thresholds
             .then(|| thresholds("threshold_micros", &req.threshold_micros))
@@ -471,6 +473,7 @@ pub fn create_grant(req: &proto::CreateGrantRequest) -> Result<model::CreateGran
         }
     }
     Ok(model::CreateGrant {
+        actor: String::new(),
         account_id,
         grant_id,
         kind,

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::event::Event;
+use super::event::{Audit, Event};
 use super::period;
 use super::policy::*;
 use super::types::*;
@@ -79,7 +79,9 @@ impl AccountState {
             usage: BTreeMap::new(),
             fired: BTreeSet::new(),
         };
-        let ev = state.event("account_created", now);
+        let mut ev = state.event("account_created", now);
+        ev.actor = req.actor.clone();
+        ev.after = Some(Audit::Account(state.account.clone()));
         events.push(ev);
         state.issue_allowance(plans, now, events);
         state.arm_alerts(now);
@@ -92,6 +94,7 @@ impl AccountState {
             return;
         };
         let req = CreateGrant {
+            actor: String::new(),
             account_id: self.account.account_id.clone(),
             grant_id: format!("allowance-{}", period::date(self.period_start)),
             kind: GrantKind::Allowance,
@@ -375,7 +378,10 @@ impl AccountState {
             a.top_up_amount = amount;
         }
         if self.account != before {
-            let ev = self.event("account_updated", now);
+            let mut ev = self.event("account_updated", now);
+            ev.actor = req.actor.clone();
+            ev.before = Some(Audit::Account(before));
+            ev.after = Some(Audit::Account(self.account.clone()));
             events.push(ev);
         }
     }
@@ -449,6 +455,8 @@ impl AccountState {
             self.debt -= pay;
             ev.push(&g.grant_id, "available", "debt_paid", pay);
         }
+        ev.actor = req.actor.clone();
+        ev.after = Some(Audit::Grant(g.clone()));
         self.grants.insert(g.grant_id.clone(), g.clone());
         events.push(ev);
         Ok(g)
@@ -457,14 +465,21 @@ impl AccountState {
     pub fn void_grant(
         &mut self,
         grant_id: &str,
+        actor: &str,
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<Grant> {
-        let g = self.grants.get(grant_id).ok_or(Error::GrantNotFound)?;
-        if g.is_voided || g.closed {
-            return Ok(g.clone());
+        let before = self
+            .grants
+            .get(grant_id)
+            .ok_or(Error::GrantNotFound)?
+            .clone();
+        if before.is_voided || before.closed {
+            return Ok(before);
         }
         let mut ev = self.event("grant_voided", now);
+        ev.actor = actor.to_string();
+        ev.before = Some(Audit::Grant(before));
         let g = self.grants.get_mut(grant_id).expect("checked above");
         let amount = g.remaining;
         g.remaining = 0;
@@ -472,6 +487,7 @@ impl AccountState {
         g.is_voided = true;
         ev.detail = grant_id.to_string();
         ev.push(grant_id, "available", "voided", amount);
+        ev.after = Some(Audit::Grant(g.clone()));
         events.push(ev);
         Ok(g.clone())
     }

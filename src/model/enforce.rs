@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::account::AccountState;
-use super::event::Event;
+use super::event::{Audit, Event};
 use super::policy::*;
 use super::types::*;
 
@@ -235,14 +235,19 @@ impl AccountState {
     pub fn set_policy(
         &mut self,
         policy: &SubjectPolicy,
+        actor: &str,
         now: Millis,
         events: &mut Vec<Event>,
     ) -> SubjectPolicy {
         if self.policies.get(&policy.subject_id) != Some(policy) {
-            self.policies
+            let before = self
+                .policies
                 .insert(policy.subject_id.clone(), policy.clone());
             let mut ev = self.event("policy_set", now);
             ev.subject_id = policy.subject_id.clone();
+            ev.actor = actor.to_string();
+            ev.before = before.map(Audit::Policy);
+            ev.after = Some(Audit::Policy(policy.clone()));
             events.push(ev);
         }
         policy.clone()

@@ -10,7 +10,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{Micros, Millis};
+use super::policy::SubjectPolicy;
+use super::types::{Account, Grant, Micros, Millis};
+
+/// What an admin change touched, before or after it: for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audit {
+    Account(Account),
+    Grant(Grant),
+    Policy(SubjectPolicy),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Move {
@@ -42,6 +52,13 @@ pub struct Event {
     /// The capture id of a partial capture, the grant id of a grant event.
     #[serde(default)]
     pub detail: String,
+    /// Who made an admin change: the token's name ("" for creditd itself, e.g. a plan allowance).
+    #[serde(default)]
+    pub actor: String,
+    #[serde(default)]
+    pub before: Option<Audit>,
+    #[serde(default)]
+    pub after: Option<Audit>,
 }
 
 impl Event {
@@ -57,6 +74,9 @@ impl Event {
             moves: Vec::new(),
             cost: 0,
             detail: String::new(),
+            actor: String::new(),
+            before: None,
+            after: None,
         }
     }
 

@@ -14,7 +14,7 @@ mod types;
 use std::collections::BTreeMap;
 
 pub use account::{AccountState, Plans};
-pub use event::{Event, Move};
+pub use event::{Audit, Event, Move};
 pub use policy::{Budget, BudgetPeriod, RateLimit, SubjectPolicy};
 pub use types::*;
 
@@ -165,11 +165,12 @@ impl Model {
         &mut self,
         account_id: &str,
         grant_id: &str,
+        actor: &str,
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<Grant> {
         self.with(account_id, now, events, |state, events| {
-            state.void_grant(grant_id, now, events)
+            state.void_grant(grant_id, actor, now, events)
         })
     }
 
@@ -258,11 +259,12 @@ impl Model {
         &mut self,
         account_id: &str,
         policy: &SubjectPolicy,
+        actor: &str,
         now: Millis,
         events: &mut Vec<Event>,
     ) -> Result<SubjectPolicy> {
         self.with(account_id, now, events, |state, events| {
-            Ok(state.set_policy(policy, now, events))
+            Ok(state.set_policy(policy, actor, now, events))
         })
     }
 

@@ -335,6 +335,8 @@ pub struct Balance {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateAccount {
+    /// Who asks (the token's name), for the audit trail.
+    pub actor: String,
     pub account_id: String,
     pub parent_id: String,
     pub plan_id: String,
@@ -346,6 +348,7 @@ pub struct CreateAccount {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UpdateAccount {
+    pub actor: String,
     pub account_id: String,
     pub overage_enabled: Option<bool>,
     pub overage_cap: Option<Micros>,
@@ -359,6 +362,7 @@ pub struct UpdateAccount {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateGrant {
+    pub actor: String,
     pub account_id: String,
     pub grant_id: String,
     pub kind: GrantKind,

@@ -70,9 +70,9 @@ impl Store for TestStore {
         self.check()?;
         self.inner.list_grants(a).await
     }
-    async fn void_grant(&self, a: &str, g: &str) -> Result<Grant> {
+    async fn void_grant(&self, a: &str, g: &str, actor: &str) -> Result<Grant> {
         self.check()?;
-        self.inner.void_grant(a, g).await
+        self.inner.void_grant(a, g, actor).await
     }
     async fn quote(&self, req: Quote) -> Result<QuoteOutcome> {
         self.check()?;
@@ -106,9 +106,14 @@ impl Store for TestStore {
         self.check()?;
         self.inner.get_balance(a).await
     }
-    async fn set_subject_policy(&self, a: &str, p: SubjectPolicy) -> Result<SubjectPolicy> {
+    async fn set_subject_policy(
+        &self,
+        a: &str,
+        p: SubjectPolicy,
+        actor: &str,
+    ) -> Result<SubjectPolicy> {
         self.check()?;
-        self.inner.set_subject_policy(a, p).await
+        self.inner.set_subject_policy(a, p, actor).await
     }
     async fn get_subject_policy(&self, a: &str, s: &str) -> Result<SubjectPolicy> {
         self.check()?;

@@ -104,8 +104,8 @@ impl Store for MemoryStore {
     async fn list_grants(&self, account_id: &str) -> Result<Vec<Grant>> {
         self.run(|m, now, ev| m.list_grants(account_id, now, ev))
     }
-    async fn void_grant(&self, account_id: &str, grant_id: &str) -> Result<Grant> {
-        self.run(|m, now, ev| m.void_grant(account_id, grant_id, now, ev))
+    async fn void_grant(&self, account_id: &str, grant_id: &str, actor: &str) -> Result<Grant> {
+        self.run(|m, now, ev| m.void_grant(account_id, grant_id, actor, now, ev))
     }
     async fn quote(&self, req: Quote) -> Result<QuoteOutcome> {
         self.run(|m, now, ev| m.quote(&req, now, ev))
@@ -132,8 +132,9 @@ impl Store for MemoryStore {
         &self,
         account_id: &str,
         policy: SubjectPolicy,
+        actor: &str,
     ) -> Result<SubjectPolicy> {
-        self.run(|m, now, ev| m.set_subject_policy(account_id, &policy, now, ev))
+        self.run(|m, now, ev| m.set_subject_policy(account_id, &policy, actor, now, ev))
     }
     async fn get_subject_policy(
         &self,

@@ -21,7 +21,8 @@ pub trait Store: Send + Sync + 'static {
     async fn update_account(&self, req: UpdateAccount) -> Result<Account>;
     async fn create_grant(&self, req: CreateGrant) -> Result<Grant>;
     async fn list_grants(&self, account_id: &str) -> Result<Vec<Grant>>;
-    async fn void_grant(&self, account_id: &str, grant_id: &str) -> Result<Grant>;
+    /// `actor` (the token's name) is recorded in the audit event, as in the requests' `actor`.
+    async fn void_grant(&self, account_id: &str, grant_id: &str, actor: &str) -> Result<Grant>;
 
     async fn quote(&self, req: Quote) -> Result<QuoteOutcome>;
     async fn reserve(&self, req: Reserve) -> Result<ReserveOutcome>;
@@ -35,6 +36,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         account_id: &str,
         policy: SubjectPolicy,
+        actor: &str,
     ) -> Result<SubjectPolicy>;
     /// The subject's own policy, or an open one (spending enabled, no limits) when it has none.
     async fn get_subject_policy(&self, account_id: &str, subject_id: &str)

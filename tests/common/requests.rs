@@ -8,6 +8,7 @@ use creditd::store::Store;
 
 pub fn new_account(id: &str) -> CreateAccount {
     CreateAccount {
+        actor: "test-admin".to_string(),
         account_id: id.to_string(),
         parent_id: String::new(),
         plan_id: "pro".to_string(),
@@ -20,6 +21,7 @@ pub fn new_account(id: &str) -> CreateAccount {
 
 pub fn new_grant(account: &str, id: &str, kind: GrantKind, amount: Micros) -> CreateGrant {
     CreateGrant {
+        actor: "test-admin".to_string(),
         account_id: account.to_string(),
         grant_id: id.to_string(),
         kind,

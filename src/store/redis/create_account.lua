@@ -1,6 +1,7 @@
 -- create_account.lua (after lib.lua)
 -- ARGV[3] parent id, ARGV[4] plan id, ARGV[5] billing anchor ms ('' = now),
--- ARGV[6] overage enabled ('1'/'0'), ARGV[7] overage cap, ARGV[8] suspended ('1'/'0')
+-- ARGV[6] overage enabled ('1'/'0'), ARGV[7] overage cap, ARGV[8] suspended ('1'/'0'),
+-- ARGV[9] actor (the token's name, for the audit trail)
 local parent, plan, anchor = ARGV[3], ARGV[4], arg_opt_int(5)
 local overage_enabled, overage_cap, suspended = ARGV[6] == '1', arg_int(7), ARGV[8] == '1'
 
@@ -28,7 +29,9 @@ S.a = {
   seq = 0, debt = 0, overage_used = 0, overage_held = 0, overage_total = 0,
   period_start = start, period_end = stop, fired = {},
 }
-new_event('account_created')
+local created = new_event('account_created')
+created.actor = ARGV[9]
+created.after = copy(S.a.account)
 issue_allowance()
 arm_alerts()
 flush()

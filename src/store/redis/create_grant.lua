@@ -1,6 +1,6 @@
 -- create_grant.lua (after lib.lua)
 -- ARGV[3] grant id, ARGV[4] kind, ARGV[5] amount, ARGV[6] priority, ARGV[7] effective_at ms
--- ('' = now), ARGV[8] expires_at ms ('' = never), ARGV[9] unit price
+-- ('' = now), ARGV[8] expires_at ms ('' = never), ARGV[9] unit price, ARGV[10] actor
 local id, kind, amount, priority = ARGV[3], ARGV[4], arg_int(5), arg_int(6)
 local effective_at, expires_at, unit_price = arg_opt_int(7), arg_opt_int(8), arg_int(9)
 
@@ -35,6 +35,6 @@ if open + amount > MAX then
   return fail('INVALID_ARGUMENT', 'amount_micros', "the account's total would reach 2^53 micro-credits")
 end
 
-local g = add_grant(id, kind, amount, priority, start, expires_at, unit_price)
+local g = add_grant(id, kind, amount, priority, start, expires_at, unit_price, ARGV[10])
 flush()
 return ok(g)

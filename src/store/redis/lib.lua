@@ -179,11 +179,21 @@ local function add_usage(key, window, delta)
   usage_set(key, window, c.used + delta)
 end
 
+-- A shallow copy, for the audit trail's "before" and "after".
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do
+    c[k] = v
+  end
+  return c
+end
+
 local function new_event(kind)
   S.a.seq = S.a.seq + 1
   local ev = {
     account_id = ACCOUNT_ID, seq = S.a.seq, kind = kind, at = NOW,
     reservation_id = '', subject_id = '', labels = {}, moves = {}, cost = 0, detail = '',
+    actor = '',
   }
   table.insert(S.events, ev)
   return ev
@@ -383,7 +393,7 @@ local function release_holds(r, ev)
 end
 
 -- A new grant (already validated): its event, and debt paid first. Returns the grant.
-local function add_grant(id, kind, amount, priority, effective_at, expires_at, unit_price)
+local function add_grant(id, kind, amount, priority, effective_at, expires_at, unit_price, actor)
   local ev = new_event('grant_created')
   local g = {
     grant_id = id, kind = kind, amount = amount, remaining = amount, held = 0, spent = 0,
@@ -400,6 +410,8 @@ local function add_grant(id, kind, amount, priority, effective_at, expires_at, u
     S.a.debt = S.a.debt - pay
     move(ev, id, 'available', 'debt_paid', pay)
   end
+  ev.actor = actor
+  ev.after = copy(g)
   S.grants[id] = g
   touch_grant(g)
   return g
@@ -419,7 +431,7 @@ local function issue_allowance()
   end
   local id = 'allowance-' .. date(S.a.period_start)
   if amount > 0 and S.grants[id] == nil then
-    add_grant(id, 'ALLOWANCE', amount, 10, S.a.period_start, S.a.period_end, 0)
+    add_grant(id, 'ALLOWANCE', amount, 10, S.a.period_start, S.a.period_end, 0, '')
   end
 end
 

@@ -292,6 +292,7 @@ impl Store for RedisStore {
             flag(req.overage_enabled),
             s(req.overage_cap),
             flag(req.suspended),
+            req.actor.clone(),
         ];
         self.call(&self.scripts.create_account, &req.account_id, &args)
             .await
@@ -315,6 +316,7 @@ impl Store for RedisStore {
             opt(req.allowance_alert_percent),
             opt(req.top_up.map(|t| t.0)),
             opt(req.top_up.map(|t| t.1)),
+            req.actor.clone(),
         ];
         self.call(&self.scripts.update_account, &req.account_id, &args)
             .await
@@ -330,6 +332,7 @@ impl Store for RedisStore {
             opt(req.effective_at),
             opt(req.expires_at),
             s(req.unit_price),
+            req.actor.clone(),
         ];
         self.call(&self.scripts.create_grant, &req.account_id, &args)
             .await
@@ -339,9 +342,13 @@ impl Store for RedisStore {
         self.call(&self.scripts.list_grants, account_id, &[]).await
     }
 
-    async fn void_grant(&self, account_id: &str, grant_id: &str) -> Result<Grant> {
-        self.call(&self.scripts.void_grant, account_id, &[s(grant_id)])
-            .await
+    async fn void_grant(&self, account_id: &str, grant_id: &str, actor: &str) -> Result<Grant> {
+        self.call(
+            &self.scripts.void_grant,
+            account_id,
+            &[s(grant_id), s(actor)],
+        )
+        .await
     }
 
     async fn quote(&self, req: Quote) -> Result<QuoteOutcome> {
@@ -417,8 +424,9 @@ impl Store for RedisStore {
         &self,
         account_id: &str,
         policy: SubjectPolicy,
+        actor: &str,
     ) -> Result<SubjectPolicy> {
-        let args = [policy.subject_id.clone(), pack(&policy)?];
+        let args = [policy.subject_id.clone(), pack(&policy)?, s(actor)];
         self.call(&self.scripts.set_policy, account_id, &args).await
     }
 

@@ -1,5 +1,6 @@
 -- set_policy.lua (after lib.lua): replaces a subject's policy ('*' = the whole account).
--- ARGV[3] subject id, ARGV[4] the policy (JSON {subject_id, spending_enabled, budgets, rate_limits})
+-- ARGV[3] subject id, ARGV[4] the policy (JSON {subject_id, spending_enabled, budgets, rate_limits}),
+-- ARGV[5] actor
 local subject, policy = ARGV[3], cjson.decode(ARGV[4])
 
 local function same(a, b)
@@ -23,6 +24,9 @@ if not (existing and same(existing, policy)) then
   redis.call('HSET', K_POLICIES, subject, cmsgpack.pack(policy))
   local ev = new_event('policy_set')
   ev.subject_id = subject
+  ev.actor = ARGV[5]
+  ev.before = existing or nil
+  ev.after = policy
 end
 flush()
 return ok(policy)

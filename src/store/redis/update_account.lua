@@ -2,11 +2,12 @@
 -- ARGV[3] overage enabled ('1'/'0'/''), ARGV[4] overage cap, ARGV[5] suspended ('1'/'0'/''),
 -- ARGV[6] parent id ('' = unchanged), ARGV[7] '1' when ARGV[6] is given,
 -- ARGV[8] threshold levels (JSON array, '' = unchanged), ARGV[9] allowance alert percent,
--- ARGV[10] top-up threshold and ARGV[11] top-up amount ('' = unchanged)
+-- ARGV[10] top-up threshold and ARGV[11] top-up amount ('' = unchanged), ARGV[12] actor
 if not open_account() then
   return fail('ACCOUNT_NOT_FOUND')
 end
 local acc = S.a.account
+local before = copy(acc)
 local changed = false
 local function set(field, value)
   if value ~= nil and acc[field] ~= value then
@@ -33,7 +34,10 @@ set('allowance_alert_percent', arg_opt_int(9))
 set('top_up_threshold', arg_opt_int(10))
 set('top_up_amount', arg_opt_int(11))
 if changed then
-  new_event('account_updated')
+  local ev = new_event('account_updated')
+  ev.actor = ARGV[12]
+  ev.before = before
+  ev.after = copy(acc)
 end
 flush()
 return ok(acc)

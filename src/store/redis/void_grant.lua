@@ -1,4 +1,4 @@
--- void_grant.lua (after lib.lua): ARGV[3] grant id
+-- void_grant.lua (after lib.lua): ARGV[3] grant id, ARGV[4] actor
 local id = ARGV[3]
 if not open_account() then
   return fail('ACCOUNT_NOT_FOUND')
@@ -10,6 +10,8 @@ if g == nil then
 end
 if not (g.is_voided or g.closed) then
   local ev = new_event('grant_voided')
+  ev.actor = ARGV[4]
+  ev.before = copy(g)
   local amount = g.remaining
   g.remaining = 0
   g.voided = g.voided + amount
@@ -17,6 +19,7 @@ if not (g.is_voided or g.closed) then
   touch_grant(g)
   ev.detail = id
   move(ev, id, 'available', 'voided', amount)
+  ev.after = copy(g)
 end
 flush()
 return ok(g)
