@@ -280,9 +280,14 @@ pub struct ReserveArgs {
     pub account: String,
     /// The reservation id (the idempotency key: a retry with the same parameters changes nothing).
     pub reservation: String,
-    /// How many credits to hold, e.g. 5 or 0.25.
-    #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
-    pub amount: i64,
+    /// How many credits to hold, e.g. 5 or 0.25 (or give --item).
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits, required_unless_present = "items")]
+    pub amount: Option<i64>,
+    /// An item priced by the server's rate card instead of --amount, e.g. --item grid.row=25 or
+    /// --item image.standard=2:premium (SKU=QUANTITY[:MULTIPLIER,...]; repeatable).
+    #[arg(long = "item", value_name = "SKU=QUANTITY", value_parser = parse_item)]
+    pub items: Vec<crate::proto::Item>,
+
     /// Accept a smaller hold, down to this many credits (default: all or nothing).
     #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
     pub min_amount: Option<i64>,
@@ -306,9 +311,12 @@ pub struct CommitArgs {
     pub account: String,
     /// The reservation id.
     pub reservation: String,
-    /// The real cost in credits (0 charges nothing and returns the hold).
-    #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
-    pub amount: i64,
+    /// The real cost in credits (0 charges nothing and returns the hold; or give --item).
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits, required_unless_present = "items")]
+    pub amount: Option<i64>,
+    /// What was really used, priced at the hold's prices, e.g. --item grid.row=18 (repeatable).
+    #[arg(long = "item", value_name = "SKU=QUANTITY", value_parser = parse_item)]
+    pub items: Vec<crate::proto::Item>,
     /// Capture part of the hold and keep the rest open; the capture id is this capture's
     /// idempotency key.
     #[arg(long, value_name = "CAPTURE_ID")]
@@ -362,9 +370,14 @@ pub struct BalanceArgs {
 pub struct QuoteArgs {
     /// The account id.
     pub account: String,
-    /// The amount to price, in credits.
-    #[arg(long, value_name = "CREDITS", value_parser = parse_credits)]
-    pub amount: i64,
+    /// The amount to price, in credits (or give --item).
+    #[arg(long, value_name = "CREDITS", value_parser = parse_credits, required_unless_present = "items")]
+    pub amount: Option<i64>,
+    /// An item priced by the server's rate card instead of --amount, e.g. --item grid.row=25 or
+    /// --item image.standard=2:premium (SKU=QUANTITY[:MULTIPLIER,...]; repeatable).
+    #[arg(long = "item", value_name = "SKU=QUANTITY", value_parser = parse_item)]
+    pub items: Vec<crate::proto::Item>,
+
     /// The subject that would spend.
     #[arg(long)]
     pub subject: Option<String>,
@@ -453,6 +466,25 @@ pub struct RatecardArgs {
 }
 
 /// `KEY=VALUE`, split at the first `=`; the key must not be empty.
+/// `SKU=QUANTITY[:MULTIPLIER,...]`, e.g. `grid.row=25` or `image.standard=2:premium`.
+fn parse_item(text: &str) -> Result<crate::proto::Item, String> {
+    let usage = || format!("{text:?} is not SKU=QUANTITY[:MULTIPLIER,...], e.g. grid.row=25");
+    let (sku, rest) = text.split_once('=').ok_or_else(usage)?;
+    let (quantity, multipliers) = match rest.split_once(':') {
+        Some((q, m)) => (q, m.split(',').map(str::to_string).collect()),
+        None => (rest, Vec::new()),
+    };
+    let quantity: i64 = quantity.parse().map_err(|_| usage())?;
+    if sku.is_empty() || quantity < 1 {
+        return Err(usage());
+    }
+    Ok(crate::proto::Item {
+        sku: sku.to_string(),
+        quantity,
+        multipliers,
+    })
+}
+
 fn parse_label(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
@@ -505,6 +537,18 @@ mod tests {
     }
 
     #[test]
+    fn items_parse_with_quantity_and_multipliers() {
+        let item = parse_item("image.standard=2:premium,hd").unwrap();
+        assert_eq!(item.sku, "image.standard");
+        assert_eq!(item.quantity, 2);
+        assert_eq!(item.multipliers, ["premium", "hd"]);
+        assert_eq!(parse_item("grid.row=25").unwrap().multipliers.len(), 0);
+        for bad in ["grid.row", "=3", "grid.row=0", "grid.row=x"] {
+            assert!(parse_item(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn the_command_definitions_are_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
@@ -521,7 +565,7 @@ mod tests {
         };
         assert_eq!(args.account, "acme");
         assert_eq!(args.reservation, "r1");
-        assert_eq!(args.amount, 5_000_000);
+        assert_eq!(args.amount, Some(5_000_000));
         assert_eq!(args.min_amount, Some(2_500_000));
         assert_eq!(args.subject.as_deref(), Some("u1"));
         assert_eq!(args.ttl, Some(600));
@@ -659,7 +703,7 @@ mod tests {
         let ClientCommand::Commit(args) = cmd else {
             panic!("not a commit: {cmd:?}")
         };
-        assert_eq!(args.amount, 0);
+        assert_eq!(args.amount, Some(0));
         assert_eq!(args.capture.as_deref(), Some("c1"));
         assert!(args.cap_overrun);
         assert_eq!(args.cost, Some(30_000));
@@ -683,7 +727,7 @@ mod tests {
         let ClientCommand::Quote(args) = parse_ok("creditd quote acme --amount 0.5") else {
             panic!("not a quote")
         };
-        assert_eq!(args.amount, 500_000);
+        assert_eq!(args.amount, Some(500_000));
         assert!(matches!(
             parse_ok("creditd grant void acme g1"),
             ClientCommand::Grant(GrantArgs {

@@ -83,8 +83,8 @@ pub fn reserve(args: ReserveArgs) -> ReserveRequest {
         account_id: args.account,
         reservation_id: args.reservation,
         subject_id: args.subject.unwrap_or_default(),
-        amount_micros: args.amount,
-        items: Vec::new(),
+        amount_micros: args.amount.unwrap_or(0),
+        items: args.items,
         min_amount_micros: args.min_amount.unwrap_or(0),
         ttl_seconds: args.ttl.unwrap_or(0),
         labels: args.labels.into_iter().collect(),
@@ -96,8 +96,8 @@ pub fn commit(args: CommitArgs) -> CommitRequest {
     CommitRequest {
         account_id: args.account,
         reservation_id: args.reservation,
-        amount_micros: args.amount,
-        items: Vec::new(),
+        amount_micros: args.amount.unwrap_or(0),
+        items: args.items,
         keep_open: args.capture.is_some(),
         capture_id: args.capture.unwrap_or_default(),
         overrun: if args.cap_overrun {
@@ -135,8 +135,8 @@ pub fn quote(args: QuoteArgs) -> QuoteRequest {
     QuoteRequest {
         account_id: args.account,
         subject_id: args.subject.unwrap_or_default(),
-        amount_micros: args.amount,
-        items: Vec::new(),
+        amount_micros: args.amount.unwrap_or(0),
+        items: args.items,
     }
 }
 
