@@ -16,6 +16,7 @@ use creditd::store::Store;
 const A: &str = "acct-1";
 
 common::suite!(
+    a_subject_balance_lists_its_budgets_and_their_use,
     accounts_are_idempotent_and_conflict_on_other_params,
     grants_take_default_priorities_by_kind,
     grant_ids_are_idempotent,
@@ -1412,4 +1413,60 @@ async fn amounts_near_2_pow_53_are_exact(s: &dyn Store) {
     grant(s, new_grant(A, "fits", GrantKind::Promo, MAX_MICROS - 1)).await;
     assert_eq!(balance(s).await.available, MAX_MICROS);
     assert_conserved(s, A).await;
+}
+
+async fn a_subject_balance_lists_its_budgets_and_their_use(s: &dyn Store) {
+    funded(s).await;
+    let own = Budget {
+        scope: "subject".into(),
+        period: BudgetPeriod::Day,
+        limit: 4 * CREDIT,
+    };
+    let shared = Budget {
+        scope: "label:feature=grid".into(),
+        period: BudgetPeriod::BillingPeriod,
+        limit: 6 * CREDIT,
+    };
+    for (subject, budget) in [("user-1", own.clone()), ("*", shared.clone())] {
+        s.set_subject_policy(
+            A,
+            SubjectPolicy {
+                budgets: vec![budget],
+                ..SubjectPolicy::open(subject)
+            },
+            "test-admin",
+        )
+        .await
+        .unwrap();
+    }
+    // new_reserve holds for user-1 with feature=grid: both budgets count it.
+    let out = s.reserve(new_reserve(A, "r1", 3 * CREDIT)).await.unwrap();
+    assert_eq!(out.denial, None);
+    let b = s.get_subject_balance(A, "user-1").await.unwrap();
+    let view: Vec<(String, String, Micros, Micros)> = b
+        .budgets
+        .iter()
+        .map(|u| (u.owner.clone(), u.scope.clone(), u.limit, u.used))
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("user-1".into(), "subject".into(), 4 * CREDIT, 3 * CREDIT),
+            (
+                "*".into(),
+                "label:feature=grid".into(),
+                6 * CREDIT,
+                3 * CREDIT
+            ),
+        ]
+    );
+    // Another subject sees only the account's budgets; the plain balance lists none.
+    let other = s.get_subject_balance(A, "user-2").await.unwrap();
+    assert_eq!(other.budgets.len(), 1);
+    assert_eq!(other.budgets[0].owner, "*");
+    assert!(s.get_balance(A).await.unwrap().budgets.is_empty());
+    // A release gives the room back.
+    s.release(A, "r1").await.unwrap();
+    let b = s.get_subject_balance(A, "user-1").await.unwrap();
+    assert_eq!((b.budgets[0].used, b.budgets[1].used), (0, 0));
 }

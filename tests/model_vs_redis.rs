@@ -655,6 +655,11 @@ impl Pair {
             self.redis.get_balance(a).await,
         )?;
         same(
+            &format!("after step {step}: balance of subject u0"),
+            self.model.get_subject_balance(a, "u0").await,
+            self.redis.get_subject_balance(a, "u0").await,
+        )?;
+        same(
             &format!("after step {step}: list_grants"),
             self.model.list_grants(a).await,
             self.redis.list_grants(a).await,

@@ -135,8 +135,13 @@ impl Credits for CreditsService {
     ) -> Result<Response<proto::Balance>, Status> {
         let req = validate::within_limit(request.into_inner())?;
         let call = async {
-            let account = validate::get_balance(&req)?;
-            Ok(convert::balance(self.store.get_balance(&account).await?))
+            let (account, subject) = validate::get_balance(&req)?;
+            let balance = if subject.is_empty() {
+                self.store.get_balance(&account).await?
+            } else {
+                self.store.get_subject_balance(&account, &subject).await?
+            };
+            Ok(convert::balance(balance))
         };
         observe("get_balance", call, ok).await
     }

@@ -147,6 +147,18 @@ pub fn balance(b: model::Balance) -> proto::Balance {
         overage_held_micros: b.overage_held,
         sequence: b.sequence,
         overage_spent_total_micros: b.overage_spent_total,
+        budgets: b
+            .budgets
+            .into_iter()
+            .map(|u| proto::BudgetStatus {
+                remaining_micros: (u.limit - u.used).max(0),
+                period: budget_period(u.period) as i32,
+                subject_id: u.owner,
+                scope: u.scope,
+                limit_micros: u.limit,
+                used_micros: u.used,
+            })
+            .collect(),
     }
 }
 

@@ -365,11 +365,11 @@ pub fn extend(req: &proto::ExtendRequest, ttl: &TtlLimits) -> Result<model::Exte
     })
 }
 
-pub fn get_balance(req: &proto::GetBalanceRequest) -> Result<String> {
+/// The account, and the subject whose budgets the answer should list ("" = none).
+pub fn get_balance(req: &proto::GetBalanceRequest) -> Result<(String, String)> {
     let account_id = id("account_id", &req.account_id)?;
-    // Subject budgets come later; the subject is still checked so that callers learn early.
-    optional_id("subject_id", &req.subject_id)?;
-    Ok(account_id)
+    let subject_id = optional_id("subject_id", &req.subject_id)?;
+    Ok((account_id, subject_id))
 }
 
 // ---- CreditAdmin requests -------------------------------------------------------------------

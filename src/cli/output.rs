@@ -9,9 +9,9 @@ use prost_types::Timestamp;
 use super::credits::{format_credits, MICROS_PER_CREDIT};
 use super::time;
 use crate::proto::{
-    Account, Balance, CommitResponse, Decision, DenialReason, Grant, GrantKind, GrantState,
-    QuoteResponse, RateCard, ReleaseResponse, Reservation, ReservationState, ReserveResponse,
-    SubjectPolicy,
+    Account, Balance, BudgetPeriod, CommitResponse, Decision, DenialReason, Grant, GrantKind,
+    GrantState, QuoteResponse, RateCard, ReleaseResponse, Reservation, ReservationState,
+    ReserveResponse, SubjectPolicy,
 };
 
 /// The text printed for an answer, ending with a newline.
@@ -333,6 +333,37 @@ fn balance_text(balance: &Balance) -> String {
                 Column::right("REMAINING"),
                 Column::right("HELD"),
                 Column::left("EXPIRES"),
+            ],
+            rows,
+        ));
+    }
+    if !balance.budgets.is_empty() {
+        let rows = balance
+            .budgets
+            .iter()
+            .map(|b| {
+                vec![
+                    b.subject_id.clone(),
+                    b.scope.clone(),
+                    match b.period() {
+                        BudgetPeriod::Day => "day".to_string(),
+                        BudgetPeriod::BillingPeriod => "period".to_string(),
+                    },
+                    format_credits(b.limit_micros),
+                    format_credits(b.used_micros),
+                    format_credits(b.remaining_micros),
+                ]
+            })
+            .collect();
+        text.push('\n');
+        text.push_str(&table(
+            &[
+                Column::left("BUDGET OF"),
+                Column::left("SCOPE"),
+                Column::left("PER"),
+                Column::right("LIMIT"),
+                Column::right("USED"),
+                Column::right("LEFT"),
             ],
             rows,
         ));

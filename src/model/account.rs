@@ -267,6 +267,7 @@ impl AccountState {
             period_end: self.period_end,
             sequence: self.seq,
             grants,
+            budgets: Vec::new(),
         }
     }
 

@@ -158,6 +158,24 @@ impl AccountState {
         Ok(out)
     }
 
+    /// The budgets that apply to `subject`, with what they have used in their current window.
+    pub fn subject_budgets(&self, subject: &str, now: Millis) -> Vec<BudgetStatus> {
+        let mut out = Vec::new();
+        for owner in self.policy_owners(subject) {
+            for b in &self.policies[&owner].budgets {
+                let window = budget_window(b.period, self.period_start, now);
+                out.push(BudgetStatus {
+                    owner: owner.clone(),
+                    scope: b.scope.clone(),
+                    period: b.period,
+                    limit: b.limit,
+                    used: self.counter(&budget_key(&owner, b), window),
+                });
+            }
+        }
+        out
+    }
+
     /// Brings the budget counters in line with what the hold still holds or has charged.
     pub(super) fn adjust_budgets(&mut self, r: &mut Reservation) {
         let exposure = r.held + r.committed;

@@ -38,7 +38,9 @@ answers_with_balance!(QuoteOutcome, ReserveOutcome, CommitOutcome, ReleaseOutcom
 
 impl Answer for Balance {
     fn refresh(&mut self, state: &AccountState, now: Millis) {
+        let budgets = std::mem::take(&mut self.budgets);
         *self = state.balance(now);
+        self.budgets = budgets;
     }
 }
 impl Answer for () {}
@@ -253,6 +255,21 @@ impl Model {
         events: &mut Vec<Event>,
     ) -> Result<Balance> {
         self.with(id, now, events, |state, _| Ok(state.balance(now)))
+    }
+
+    /// The balance with the budgets that apply to `subject_id`.
+    pub fn get_subject_balance(
+        &mut self,
+        id: &str,
+        subject_id: &str,
+        now: Millis,
+        events: &mut Vec<Event>,
+    ) -> Result<Balance> {
+        self.with(id, now, events, |state, _| {
+            let mut b = state.balance(now);
+            b.budgets = state.subject_budgets(subject_id, now);
+            Ok(b)
+        })
     }
 
     pub fn set_subject_policy(

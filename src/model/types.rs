@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::BudgetCharge;
+use super::policy::{BudgetCharge, BudgetPeriod};
 
 /// Micro-credits (or micro-units of money for prices and costs).
 pub type Micros = i64;
@@ -329,6 +329,20 @@ pub struct Balance {
     pub sequence: i64,
     /// Live grants in drawdown order.
     pub grants: Vec<GrantBalance>,
+    /// When asked for a subject: the budgets that apply to it and what they have used.
+    #[serde(default)]
+    pub budgets: Vec<BudgetStatus>,
+}
+
+/// A budget that applies to a subject (its own, or the account's `*`), with what it has used in
+/// its current window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    pub owner: String,
+    pub scope: String,
+    pub period: BudgetPeriod,
+    pub limit: Micros,
+    pub used: Micros,
 }
 
 // ---- requests -------------------------------------------------------------------------------

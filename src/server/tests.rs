@@ -102,6 +102,10 @@ impl Store for TestStore {
         self.check()?;
         self.inner.get_reservation(a, r).await
     }
+    async fn get_subject_balance(&self, a: &str, s: &str) -> Result<Balance> {
+        self.check()?;
+        self.inner.get_subject_balance(a, s).await
+    }
     async fn get_balance(&self, a: &str) -> Result<Balance> {
         self.check()?;
         self.inner.get_balance(a).await

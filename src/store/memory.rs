@@ -125,6 +125,9 @@ impl Store for MemoryStore {
     async fn get_reservation(&self, account_id: &str, reservation_id: &str) -> Result<Reservation> {
         self.run(|m, now, ev| m.get_reservation(account_id, reservation_id, now, ev))
     }
+    async fn get_subject_balance(&self, account_id: &str, subject_id: &str) -> Result<Balance> {
+        self.run(|m, now, ev| m.get_subject_balance(account_id, subject_id, now, ev))
+    }
     async fn get_balance(&self, account_id: &str) -> Result<Balance> {
         self.run(|m, now, ev| m.get_balance(account_id, now, ev))
     }

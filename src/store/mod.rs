@@ -31,6 +31,8 @@ pub trait Store: Send + Sync + 'static {
     async fn extend(&self, req: Extend) -> Result<Reservation>;
     async fn get_reservation(&self, account_id: &str, reservation_id: &str) -> Result<Reservation>;
     async fn get_balance(&self, account_id: &str) -> Result<Balance>;
+    /// The balance with the budgets that apply to `subject_id` (one round trip too).
+    async fn get_subject_balance(&self, account_id: &str, subject_id: &str) -> Result<Balance>;
 
     async fn set_subject_policy(
         &self,

@@ -607,18 +607,36 @@ local function scope_amount(scope, amount, labels, skus)
   return nil
 end
 
+-- A budget's counter key and current window (model::policy::budget_key / budget_window).
+local function budget_counter(owner, b)
+  local window, period = S.a.period_start, 'period'
+  if b.period == 'DAY' then
+    local _, into = divmod(NOW, DAY_MS)
+    window, period = NOW - into, 'day'
+  end
+  return 'b|' .. owner .. '|' .. b.scope .. '|' .. period, window
+end
+
+-- The budgets that apply to a subject, with what they have used (AccountState::subject_budgets).
+local function subject_budgets(subject)
+  local out = {}
+  for _, owner in ipairs(policy_owners(subject)) do
+    for _, b in ipairs(get_policy(owner).budgets) do
+      local key, window = budget_counter(owner, b)
+      table.insert(out, {owner = owner, scope = b.scope, period = b.period, limit = b.limit,
+        used = counter(key, window)})
+    end
+  end
+  return out
+end
+
 local function budget_charges(owners, amount, labels, skus)
   local out = {}
   for _, owner in ipairs(owners) do
     for _, b in ipairs(get_policy(owner).budgets) do
       local share, fixed = scope_amount(b.scope, amount, labels, skus)
       if share ~= nil then
-        local window, period = S.a.period_start, 'period'
-        if b.period == 'DAY' then
-          local _, into = divmod(NOW, DAY_MS)
-          window, period = NOW - into, 'day'
-        end
-        local key = 'b|' .. owner .. '|' .. b.scope .. '|' .. period
+        local key, window = budget_counter(owner, b)
         local used = counter(key, window)
         if used + share > b.limit then
           return nil, 'BUDGET_LIMIT_REACHED', 'budget ' .. key .. ' of ' .. who(owner) .. ': '

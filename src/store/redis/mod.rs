@@ -417,7 +417,13 @@ impl Store for RedisStore {
     }
 
     async fn get_balance(&self, account_id: &str) -> Result<Balance> {
-        self.call(&self.scripts.get_balance, account_id, &[]).await
+        self.call(&self.scripts.get_balance, account_id, &[String::new()])
+            .await
+    }
+
+    async fn get_subject_balance(&self, account_id: &str, subject_id: &str) -> Result<Balance> {
+        self.call(&self.scripts.get_balance, account_id, &[s(subject_id)])
+            .await
     }
 
     async fn set_subject_policy(
