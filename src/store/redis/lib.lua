@@ -119,17 +119,21 @@ local function touch_grant(g)
   S.dirty_grants[g.grant_id] = true
 end
 
-local function get_res(id)
-  local r = S.res[id]
-  if r == nil then
-    local raw = redis.call('HGET', K_RES, id)
-    if not raw then
-      return nil
-    end
-    r = cmsgpack.unpack(raw)
-    S.res[id] = r
+-- A field of a hash of msgpack values, read once per script and kept in `cache` (false when
+-- absent, so that a miss is not read again).
+local function cached(cache, key, field)
+  local v = cache[field]
+  if v == nil then
+    local raw = redis.call('HGET', key, field)
+    if raw then v = cmsgpack.unpack(raw) else v = false end
+    cache[field] = v
   end
-  return r
+  return v
+end
+
+-- A reservation, or nil.
+local function get_res(id)
+  return cached(S.res, K_RES, id) or nil
 end
 
 local function put_res(r)
@@ -139,23 +143,12 @@ end
 
 -- A subject's policy, or false when it has none.
 local function get_policy(subject)
-  local p = S.policies[subject]
-  if p == nil then
-    local raw = redis.call('HGET', K_POLICIES, subject)
-    if raw then p = cmsgpack.unpack(raw) else p = false end
-    S.policies[subject] = p
-  end
-  return p
+  return cached(S.policies, K_POLICIES, subject)
 end
 
+-- A usage counter {window, used}, or false.
 local function usage_get(key)
-  local c = S.usage[key]
-  if c == nil then
-    local raw = redis.call('HGET', K_USAGE, key)
-    if raw then c = cmsgpack.unpack(raw) else c = false end
-    S.usage[key] = c
-  end
-  return c
+  return cached(S.usage, K_USAGE, key)
 end
 
 local function counter(key, window)
