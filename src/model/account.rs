@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::event::{Audit, Event};
+use super::event::{Audit, Event, ItemCharge};
 use super::period;
 use super::policy::*;
 use super::types::*;
@@ -709,10 +709,11 @@ impl AccountState {
             .reservations
             .remove(&req.reservation_id)
             .expect("found above");
+        let items = capture_lines(&mut r, &req.lines);
         let amount = if req.lines.is_empty() {
             req.amount
         } else {
-            capture_lines(&mut r, &req.lines)
+            items.iter().map(|i| i.amount).sum()
         };
         let late = r.state == ReservationState::Expired;
         let charge = match req.overrun {
@@ -728,6 +729,7 @@ impl AccountState {
         let mut ev = self.reservation_event(kind, now, &r);
         ev.cost = req.cost;
         ev.detail = req.capture_id.clone().unwrap_or_default();
+        ev.items = items;
 
         // 1. From the hold, in the order it was allocated.
         let from_hold = charge.min(r.held);
@@ -932,8 +934,9 @@ fn skus_of(lines: &[HeldLine]) -> Vec<(String, i64, Micros)> {
 }
 
 /// Prices a commit's items at the hold's prices, using the free units the hold took first.
-fn capture_lines(r: &mut Reservation, items: &[ItemCount]) -> Micros {
-    let mut total = 0;
+/// Prices a commit's items at the hold's prices, its free units first: the charge of each line.
+fn capture_lines(r: &mut Reservation, items: &[ItemCount]) -> Vec<ItemCharge> {
+    let mut out = Vec::with_capacity(items.len());
     for item in items {
         let held = r
             .lines
@@ -942,9 +945,13 @@ fn capture_lines(r: &mut Reservation, items: &[ItemCount]) -> Micros {
             .expect("checked before");
         let free = item.quantity.min(held.free_left);
         held.free_left -= free;
-        total += line_amount(item.quantity - free, held.price_num, held.price_den);
+        out.push(ItemCharge {
+            sku: item.sku.clone(),
+            quantity: item.quantity,
+            amount: line_amount(item.quantity - free, held.price_num, held.price_den),
+        });
     }
-    total
+    out
 }
 
 fn add_committed(r: &mut Reservation, grant_id: &str, amount: Micros) {

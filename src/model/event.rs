@@ -30,6 +30,14 @@ pub struct Move {
     pub amount: Micros,
 }
 
+/// One priced item of a commit: what its units cost at the hold's prices, after free units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemCharge {
+    pub sku: String,
+    pub quantity: i64,
+    pub amount: Micros,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub account_id: String,
@@ -59,6 +67,9 @@ pub struct Event {
     pub before: Option<Audit>,
     #[serde(default)]
     pub after: Option<Audit>,
+    /// The priced items of a commit or capture made with items (what each line cost).
+    #[serde(default)]
+    pub items: Vec<ItemCharge>,
 }
 
 impl Event {
@@ -77,6 +88,7 @@ impl Event {
             actor: String::new(),
             before: None,
             after: None,
+            items: Vec::new(),
         }
     }
 

@@ -14,7 +14,7 @@ mod types;
 use std::collections::BTreeMap;
 
 pub use account::{AccountState, Plans};
-pub use event::{Audit, Event, Move};
+pub use event::{Audit, Event, ItemCharge, Move};
 pub use policy::{Budget, BudgetPeriod, RateLimit, SubjectPolicy};
 pub use types::*;
 

@@ -54,6 +54,7 @@ for i, it in ipairs(items) do
     return fail('INVALID_ARGUMENT', 'items[' .. fmt(i - 1) .. '].sku', it.sku .. ' is not an item of the hold')
   end
 end
+local charged_items = {}
 if #items > 0 then
   amount = 0
   for _, it in ipairs(items) do
@@ -63,7 +64,9 @@ if #items > 0 then
     end
     local free = math.min(it.quantity, h.free_left)
     h.free_left = h.free_left - free
-    amount = amount + line_amount(it.quantity - free, h.price_num, h.price_den)
+    local line = line_amount(it.quantity - free, h.price_num, h.price_den)
+    table.insert(charged_items, {sku = it.sku, quantity = it.quantity, amount = line})
+    amount = amount + line
   end
 end
 local late = r.state == 'EXPIRED'
@@ -77,6 +80,7 @@ if not final then kind = 'captured' end
 local ev = reservation_event(kind, r)
 ev.cost = cost
 ev.detail = capture
+ev.items = charged_items
 
 -- 1. From the hold, in the order it was allocated.
 local from_hold = math.min(charge, r.held)

@@ -14,9 +14,16 @@
 --   KEYS[9] usage counters of budgets and frequency caps (hash: key -> msgpack {window, used})
 -- ARGV (common):
 --   ARGV[1] account id
---   ARGV[2] approximate MAXLEN of the event stream
---   ARGV[3] the rate card's plans, msgpack {plan id -> allowance} ('' = none); removed from ARGV
---           here, so that each operation's own arguments start at ARGV[3] (see each file's header)
+--   ARGV[2] the rate card's plans, msgpack {plan id -> allowance} ('' = none)
+-- Each operation's own arguments start at ARGV[3] (see each file's header).
+--
+-- The event stream: each call that changed anything appends ONE entry, the unit the ledger
+-- applies atomically: `account`, `seq` (the account's sequence number after the call), `events`
+-- (msgpack array of the call's events, in order) and `state` (msgpack {a = account, g = {grant id
+-- -> grant}, r = {reservation id -> reservation}, u = {counter -> usage}, p = {subject -> policy}}:
+-- the records the call wrote, as written). The ledger keeps the latest of each record, so that an
+-- account lost by Redis can be written back exactly as it was (src/ledger/rebuild.rs).
+-- The stream is never capped here: the reconciler trims it below its oldest unacknowledged entry.
 --
 -- Amounts are integers below 2^53 held in Lua doubles, so every sum stays exact; numbers are turned
 -- into strings with fmt() (never tostring(), which rounds to 14 digits) before they reach Redis.
@@ -28,12 +35,13 @@ local OVERAGE, DEBT = '@overage', '@debt'
 local K_ACCOUNT, K_GRANTS, K_RES, K_EXPIRY, K_DUE, K_EVENTS, K_CLOCK, K_POLICIES, K_USAGE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local ACCOUNT_ID = ARGV[1]
-local MAXLEN = ARGV[2]
 local PLANS = {}
-if ARGV[3] ~= '' then
-  PLANS = cmsgpack.unpack(ARGV[3])
+if ARGV[2] ~= '' then
+  PLANS = cmsgpack.unpack(ARGV[2])
 end
-table.remove(ARGV, 3)
+-- The error an account script raises while the account is being rebuilt from the ledger (the
+-- store maps it to UNAVAILABLE / STORE_UNAVAILABLE): the account fails closed.
+local REBUILDING = 'CREDITD_REBUILDING account is being rebuilt from the ledger'
 local DAY_MS = 86400000
 local DEFAULT_THRESHOLDS = {10000000000, 5000000000, 1000000000, 0}
 local DEFAULT_ALLOWANCE_ALERT_PERCENT = 75
@@ -98,7 +106,7 @@ end
 
 local S = {
   a = nil, grants = {}, dirty_grants = {}, res = {}, dirty_res = {}, events = {},
-  policies = {}, usage = {}, dirty_usage = {},
+  policies = {}, dirty_policies = {}, usage = {}, dirty_usage = {},
 }
 
 local function load_account()
@@ -107,6 +115,9 @@ local function load_account()
     return false
   end
   S.a = cmsgpack.unpack(raw)
+  if S.a.rebuilding then
+    error({err = REBUILDING})
+  end
   S.a.fired = S.a.fired or {}
   local flat = redis.call('HGETALL', K_GRANTS)
   for i = 1, #flat, 2 do
@@ -186,7 +197,7 @@ local function new_event(kind)
   local ev = {
     account_id = ACCOUNT_ID, seq = S.a.seq, kind = kind, at = NOW,
     reservation_id = '', subject_id = '', labels = {}, moves = {}, cost = 0, detail = '',
-    actor = '',
+    actor = '', items = {},
   }
   table.insert(S.events, ev)
   return ev
@@ -817,13 +828,16 @@ local function flush()
     return
   end
   check_alerts()
-  redis.call('SET', K_ACCOUNT, cmsgpack.pack(S.a))
+  local state = {a = cmsgpack.pack(S.a), g = {}, r = {}, u = {}, p = {}}
+  redis.call('SET', K_ACCOUNT, state.a)
   for id in pairs(S.dirty_grants) do
-    redis.call('HSET', K_GRANTS, id, cmsgpack.pack(S.grants[id]))
+    state.g[id] = cmsgpack.pack(S.grants[id])
+    redis.call('HSET', K_GRANTS, id, state.g[id])
   end
   for id in pairs(S.dirty_res) do
     local r = S.res[id]
-    redis.call('HSET', K_RES, id, cmsgpack.pack(r))
+    state.r[id] = cmsgpack.pack(r)
+    redis.call('HSET', K_RES, id, state.r[id])
     if r.state == 'HELD' then
       redis.call('ZADD', K_EXPIRY, fmt(r.expires_at), id)
     else
@@ -831,7 +845,12 @@ local function flush()
     end
   end
   for key in pairs(S.dirty_usage) do
-    redis.call('HSET', K_USAGE, key, cmsgpack.pack(S.usage[key]))
+    state.u[key] = cmsgpack.pack(S.usage[key])
+    redis.call('HSET', K_USAGE, key, state.u[key])
+  end
+  for subject in pairs(S.dirty_policies) do
+    state.p[subject] = cmsgpack.pack(S.policies[subject])
+    redis.call('HSET', K_POLICIES, subject, state.p[subject])
   end
   local first = redis.call('ZRANGE', K_EXPIRY, 0, 0, 'WITHSCORES')
   if first[1] then
@@ -839,9 +858,6 @@ local function flush()
   else
     redis.call('ZREM', K_DUE, ACCOUNT_ID)
   end
-  for _, ev in ipairs(S.events) do
-    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*',
-      'account', ACCOUNT_ID, 'seq', fmt(ev.seq), 'kind', ev.kind, 'at', fmt(ev.at),
-      'body', cmsgpack.pack(ev))
-  end
+  redis.call('XADD', K_EVENTS, '*', 'account', ACCOUNT_ID, 'seq', fmt(S.a.seq),
+    'events', cmsgpack.pack(S.events), 'state', cmsgpack.pack(state))
 end

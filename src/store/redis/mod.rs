@@ -7,6 +7,7 @@
 //! works unchanged on Redis Cluster. See [`keys`] for the layout.
 
 mod keys;
+pub mod stream;
 
 use std::time::Duration;
 
@@ -20,10 +21,8 @@ use tokio::sync::OnceCell;
 use super::{ClockMode, Store};
 use crate::error::{Error, Result};
 use crate::model::*;
-pub use keys::AccountKeys;
+pub use keys::{events as events_key, shard_of, AccountKeys};
 
-/// Approximate cap of each shard's event stream until the reconciler consumes it (XADD MAXLEN ~).
-pub const DEFAULT_STREAM_MAXLEN: u64 = 100_000;
 /// Most accounts the reaper settles per shard and pass.
 const REAP_BATCH: usize = 1000;
 
@@ -97,7 +96,6 @@ pub struct RedisStore {
     client: redis::Client,
     conn: OnceCell<ConnectionManager>,
     shards: u32,
-    stream_maxlen: u64,
     scripts: Scripts,
     /// The rate card's plans, msgpack-encoded for the scripts (empty: none).
     plans: std::sync::RwLock<Vec<u8>>,
@@ -117,7 +115,6 @@ impl RedisStore {
             client,
             conn: OnceCell::new(),
             shards,
-            stream_maxlen: DEFAULT_STREAM_MAXLEN,
             scripts: Scripts::new(),
             plans: std::sync::RwLock::new(Vec::new()),
         };
@@ -158,8 +155,8 @@ impl RedisStore {
         AccountKeys::new(account_id, self.shards)
     }
 
-    /// Runs an account script: the account's nine keys, then the account id, the stream cap, the
-    /// plans and the operation's own arguments.
+    /// Runs an account script: the account's nine keys, then the account id, the plans and the
+    /// operation's own arguments.
     async fn call<T: DeserializeOwned>(
         &self,
         script: &Script,
@@ -172,7 +169,7 @@ impl RedisStore {
             inv.key(k);
         }
         let plans = self.plans.read().map(|p| p.clone()).unwrap_or_default();
-        inv.arg(account_id).arg(self.stream_maxlen).arg(plans);
+        inv.arg(account_id).arg(plans);
         for a in args {
             inv.arg(a.as_str());
         }
@@ -200,17 +197,11 @@ impl RedisStore {
             .await
             .map_err(store_error)?;
         let mut out = Vec::new();
-        for entry in reply.ids {
-            let account: Option<String> = entry.get("account");
-            if account.as_deref() != Some(account_id) {
-                continue;
+        for entry in &reply.ids {
+            let entry = stream::Entry::decode(entry).map_err(Error::Internal)?;
+            if entry.account_id == account_id {
+                out.extend(entry.events()?);
             }
-            let body: Vec<u8> = entry
-                .get("body")
-                .ok_or_else(|| Error::Internal(format!("event {} has no body", entry.id)))?;
-            let ev: Event = rmp_serde::from_slice(&body)
-                .map_err(|e| Error::Internal(format!("undecodable event {}: {e}", entry.id)))?;
-            out.push(ev);
         }
         out.sort_by_key(|e| e.seq);
         Ok(out)
@@ -262,6 +253,9 @@ fn flag(b: bool) -> String {
 
 /// Classifies a Redis error: connection trouble is transient (`Unavailable`), the rest is a bug.
 fn store_error(e: redis::RedisError) -> Error {
+    if e.to_string().contains("CREDITD_REBUILDING") {
+        return Error::Unavailable("the account is being rebuilt from the ledger".into());
+    }
     let transient = e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()

@@ -21,7 +21,8 @@ if not open_account() then
 end
 local existing = get_policy(subject)
 if not (existing and same(existing, policy)) then
-  redis.call('HSET', K_POLICIES, subject, cmsgpack.pack(policy))
+  S.policies[subject] = policy
+  S.dirty_policies[subject] = true
   local ev = new_event('policy_set')
   ev.subject_id = subject
   ev.actor = ARGV[5]
