@@ -53,12 +53,14 @@ CREATE TABLE ledger_balances (
 );
 
 -- Per account: the highest sequence number applied and how many events were applied. The two are
--- equal when the ledger holds every event up to max_seq (replicas may apply out of order).
+-- equal when the ledger holds every event up to max_seq (replicas may apply out of order). The
+-- parent (customer) comes from the latest account event (parent_seq), for P&L roll-ups.
 CREATE TABLE ledger_heads (
     account_id text        PRIMARY KEY,
     max_seq    bigint      NOT NULL,
     applied    bigint      NOT NULL,
     parent_id  text        NOT NULL DEFAULT '',
+    parent_seq bigint      NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ledger_heads_parent ON ledger_heads (parent_id) WHERE parent_id <> '';

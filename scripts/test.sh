@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Runs creditd's whole test suite. The integration tests start their own redis-server (random
-# port, temporary directory); this script installs it first when the machine lacks it (Debian).
+# Runs creditd's whole test suite. The integration tests start their own redis-server and
+# PostgreSQL server (random port, temporary directory); this script installs them first when the
+# machine lacks them (Debian). PostgreSQL's initdb is not on PATH there but in
+# /usr/lib/postgresql/<version>/bin; the package also makes the `postgres` user, which runs the
+# test servers when the tests run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_install=()
 command -v redis-server >/dev/null 2>&1 || need_install+=(redis-server)
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  need_install+=(postgresql)
+fi
 if [ ${#need_install[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need_install[*]}" >&2
   sudo=""

@@ -99,6 +99,21 @@ pub struct ServeArgs {
     /// --tls-cert.
     #[arg(long, env = "CREDITD_TLS_CLIENT_CA", help_heading = "Security")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// Postgres URL of the ledger. Set: accounts missing from Redis are loaded from the ledger on
+    /// first use (and --reconcile may run the reconciler in this process).
+    #[arg(
+        long,
+        env = "CREDITD_DATABASE_URL",
+        hide_env_values = true,
+        help_heading = "Ledger"
+    )]
+    pub database_url: Option<String>,
+
+    /// Also run the reconciler in this process (small deployments; needs --database-url and
+    /// --redis-url). Larger ones run `creditd reconcile` apart.
+    #[arg(long, env = "CREDITD_RECONCILE", help_heading = "Ledger")]
+    pub reconcile: bool,
 }
 
 impl Default for ServeArgs {
@@ -120,6 +135,8 @@ impl Default for ServeArgs {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            database_url: None,
+            reconcile: false,
         }
     }
 }
@@ -180,6 +197,9 @@ impl ServeArgs {
             (Some(_), None) => bail!("--tls-cert needs --tls-key"),
             (None, Some(_)) => bail!("--tls-key needs --tls-cert"),
             _ => {}
+        }
+        if self.reconcile && (self.database_url.is_none() || self.redis_url.is_none()) {
+            bail!("--reconcile needs --database-url and --redis-url");
         }
         if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
             bail!("--tls-client-ca needs --tls-cert and --tls-key (mTLS is on top of TLS)");
@@ -246,6 +266,8 @@ impl fmt::Debug for ServeArgs {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("tls_client_ca", &self.tls_client_ca)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("reconcile", &self.reconcile)
             .finish()
     }
 }

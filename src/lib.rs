@@ -5,6 +5,7 @@
 //! metrics), [`config`] and [`cli`].
 
 pub mod error;
+pub mod ledger;
 pub mod model;
 pub mod pricing;
 pub mod store;

@@ -18,6 +18,14 @@ struct Cli {
 enum Command {
     /// Run the gRPC service (Credits, CreditAdmin, health, reflection) and the HTTP probes.
     Serve(creditd::config::ServeArgs),
+    /// Apply the ledger's schema to Postgres (safe to run twice).
+    Migrate(creditd::ledger::commands::MigrateArgs),
+    /// Book the Redis event streams into the Postgres ledger (runs until SIGTERM).
+    Reconcile(creditd::ledger::commands::ReconcileArgs),
+    /// Compare every account in Redis with the ledger; exit 1 when any drifts.
+    Check(creditd::ledger::commands::CheckArgs),
+    /// Rebuild accounts in Redis from the ledger (each fails closed meanwhile).
+    Rebuild(creditd::ledger::commands::RebuildArgs),
     /// Hash a bearer token for the tokens file, or generate a new one (no server needed).
     Token(creditd::cli::TokenArgs),
     #[command(flatten)]
@@ -39,7 +47,32 @@ async fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Command::Migrate(args) => report(creditd::ledger::commands::migrate(args).await),
+        Command::Reconcile(args) => {
+            creditd::telemetry::init_tracing();
+            report(creditd::ledger::commands::reconcile(args).await)
+        }
+        Command::Check(args) => exit_code(creditd::ledger::commands::check(args).await),
+        Command::Rebuild(args) => {
+            creditd::telemetry::init_tracing();
+            exit_code(creditd::ledger::commands::rebuild(args).await)
+        }
         Command::Token(args) => creditd::cli::token::run(args),
         Command::Client(cmd) => creditd::cli::run(cmd).await,
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> std::process::ExitCode {
+    exit_code(result.map(|()| std::process::ExitCode::SUCCESS))
+}
+
+/// Errors print on stderr and exit 2 (1 is `check`'s "drift found").
+fn exit_code(result: anyhow::Result<std::process::ExitCode>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("creditd: {e:#}");
+            std::process::ExitCode::from(2)
+        }
     }
 }

@@ -153,6 +153,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let plans = Arc::new(pricing::PlanSync::new(opts.rate_card.clone()));
     let _reloader = pricing::reload_on_sighup(pricing.clone(), plans.clone())?;
     let store = build_store(&args).await?;
+    let reconciler = start_reconciler(&args).await?;
     let mut server = RunningServer::start(store.clone(), opts).await?;
     // After the start, so that a reload during it still ends with the latest card's plans.
     plans.attach(store);
@@ -169,6 +170,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     }
     server.trigger_shutdown();
+    if let Some((stop, task)) = reconciler {
+        let _ = stop.send(true);
+        let _ = task.await;
+    }
     tokio::select! {
         result = server.wait() => {
             result?;
@@ -200,9 +205,36 @@ pub async fn build_store(args: &ServeArgs) -> Result<Arc<dyn Store>> {
             let store = RedisStore::new(url, args.shards, ClockMode::System)
                 .await
                 .map_err(|e| anyhow!("cannot set up the Redis store at {masked}: {e}"))?;
+            if let Some(db) = &args.database_url {
+                let ledger = crate::ledger::Ledger::connect(db, 4)?;
+                let conn = store.connection().await.map_err(|e| anyhow!("{e}"))?;
+                store.set_loader(Arc::new(crate::ledger::rebuild::LedgerLoader {
+                    ledger,
+                    conn,
+                    shards: args.shards,
+                }));
+                tracing::info!("accounts missing from Redis are loaded from the ledger");
+            }
             Ok(Arc::new(store))
         }
     }
+}
+
+/// With --reconcile: the reconciler in this process, and the switch that stops it.
+async fn start_reconciler(
+    args: &ServeArgs,
+) -> Result<Option<(watch::Sender<bool>, JoinHandle<Result<()>>)>> {
+    let (true, Some(db), Some(redis_url)) = (args.reconcile, &args.database_url, &args.redis_url)
+    else {
+        return Ok(None);
+    };
+    let ledger = crate::ledger::Ledger::connect(db, 4)?;
+    let cfg = crate::ledger::reconciler::Config::new(redis_url, args.shards);
+    let mut r = crate::ledger::reconciler::Reconciler::new(cfg, ledger).await?;
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(async move { r.run(rx).await });
+    tracing::info!("reconciler running in this process");
+    Ok(Some((tx, task)))
 }
 
 /// A server started in-process. Dropping it starts a shutdown without waiting for it.
@@ -396,7 +428,7 @@ async fn stop_quietly<T>(task: JoinHandle<T>) {
 }
 
 /// SIGTERM and SIGINT (Ctrl-C).
-struct Signals {
+pub struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -404,7 +436,7 @@ struct Signals {
 }
 
 impl Signals {
-    fn install() -> Result<Self> {
+    pub fn install() -> Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -419,7 +451,7 @@ impl Signals {
         }
     }
 
-    async fn next(&mut self) -> &'static str {
+    pub async fn next(&mut self) -> &'static str {
         #[cfg(unix)]
         {
             tokio::select! {

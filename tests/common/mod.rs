@@ -6,9 +6,12 @@
 
 pub mod creditd;
 pub mod grpc;
+pub mod ledger;
+pub mod postgres;
 pub mod redis_server;
 pub mod requests;
 pub mod stores;
+pub mod workload;
 
 use std::time::{Duration, Instant};
 

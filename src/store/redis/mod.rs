@@ -7,6 +7,7 @@
 //! works unchanged on Redis Cluster. See [`keys`] for the layout.
 
 mod keys;
+pub mod restore;
 pub mod stream;
 
 use std::time::Duration;
@@ -92,8 +93,17 @@ struct Reply<T> {
     detail: String,
 }
 
+/// Where an account that Redis does not hold may still exist: the ledger. When Redis answers
+/// ACCOUNT_NOT_FOUND, the store asks the loader to write the account back and tries once more.
+#[async_trait]
+pub trait AccountLoader: Send + Sync + 'static {
+    /// Writes the account into Redis when Redis lacks it and the record has it; true when it did.
+    async fn load_missing(&self, account_id: &str) -> Result<bool>;
+}
+
 pub struct RedisStore {
     client: redis::Client,
+    loader: std::sync::OnceLock<std::sync::Arc<dyn AccountLoader>>,
     conn: OnceCell<ConnectionManager>,
     shards: u32,
     scripts: Scripts,
@@ -113,6 +123,7 @@ impl RedisStore {
             redis::Client::open(url).map_err(|e| Error::invalid("redis_url", e.to_string()))?;
         let store = RedisStore {
             client,
+            loader: std::sync::OnceLock::new(),
             conn: OnceCell::new(),
             shards,
             scripts: Scripts::new(),
@@ -151,6 +162,28 @@ impl RedisStore {
         Ok(conn.clone())
     }
 
+    /// Loads accounts missing from Redis from the ledger on first use (set once).
+    pub fn set_loader(&self, loader: std::sync::Arc<dyn AccountLoader>) {
+        let _ = self.loader.set(loader);
+    }
+
+    /// A clone of the multiplexed connection (for the ledger's tools in the same process).
+    pub async fn connection(&self) -> Result<ConnectionManager> {
+        self.conn().await
+    }
+
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+
+    /// Asks the loader, if any, to write back an account Redis does not hold.
+    async fn load_missing(&self, account_id: &str) -> Result<bool> {
+        match self.loader.get() {
+            Some(loader) => loader.load_missing(account_id).await,
+            None => Ok(false),
+        }
+    }
+
     pub fn keys(&self, account_id: &str) -> AccountKeys {
         AccountKeys::new(account_id, self.shards)
     }
@@ -158,6 +191,20 @@ impl RedisStore {
     /// Runs an account script: the account's nine keys, then the account id, the plans and the
     /// operation's own arguments.
     async fn call<T: DeserializeOwned>(
+        &self,
+        script: &Script,
+        account_id: &str,
+        args: &[String],
+    ) -> Result<T> {
+        match self.call_once(script, account_id, args).await {
+            Err(Error::AccountNotFound) if self.load_missing(account_id).await? => {
+                self.call_once(script, account_id, args).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_once<T: DeserializeOwned>(
         &self,
         script: &Script,
         account_id: &str,
@@ -288,6 +335,9 @@ impl Store for RedisStore {
             flag(req.suspended),
             req.actor.clone(),
         ];
+        // An account the ledger holds but Redis lost is written back first, so that creating it
+        // again is the idempotent replay it should be, not a second account under the same id.
+        self.load_missing(&req.account_id).await?;
         self.call(&self.scripts.create_account, &req.account_id, &args)
             .await
     }

@@ -84,7 +84,10 @@ impl Entry {
             for (field, record) in map_of(v).ok_or_else(|| bad("records are not a map"))? {
                 let field = raw_of(field).ok_or_else(|| bad("record key is not a string"))?;
                 let field = String::from_utf8(field).map_err(|_| bad("record key is not UTF-8"))?;
-                list.push((field, raw_of(record).ok_or_else(|| bad("record is not a string"))?));
+                list.push((
+                    field,
+                    raw_of(record).ok_or_else(|| bad("record is not a string"))?,
+                ));
             }
         }
         if state.account.is_empty() {

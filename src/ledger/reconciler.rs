@@ -1,0 +1,582 @@
+//! The reconciler: reads every shard stream with one consumer group, books each entry in the
+//! ledger ([`super::apply`]) and acknowledges it only after the transaction committed.
+//!
+//! - At least once: an entry a reconciler read and did not acknowledge (it crashed, Postgres was
+//!   down) stays pending; after `claim_idle` any replica takes it over with XAUTOCLAIM. Booking is
+//!   idempotent per event id, so a second delivery books nothing.
+//! - An entry that keeps failing goes to the dead letters after `max_deliveries` deliveries.
+//! - Several replicas can run at once: the group hands each entry to one of them.
+//! - Bounded memory: one batch of at most `batch_size` entries at a time; while Postgres is down
+//!   the same batch is retried and nothing more is read.
+//! - Trimming: each stream is trimmed below its oldest entry not yet acknowledged (or not yet
+//!   delivered), so no entry leaves Redis before the ledger holds it.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamId, StreamPendingCountReply, StreamPendingReply, StreamRangeReply};
+use redis::Value;
+use tokio::sync::watch;
+
+use super::apply::{apply, Delivered, Outcome};
+use super::{drift, is_transient, Ledger};
+use crate::store::redis::events_key;
+use crate::store::redis::stream::Entry;
+
+/// The consumer group every reconciler replica joins.
+pub const GROUP: &str = "creditd-ledger";
+
+pub const EVENTS_APPLIED: &str = "creditd_ledger_events_applied_total";
+pub const ENTRIES_APPLIED: &str = "creditd_ledger_entries_applied_total";
+pub const DUPLICATES: &str = "creditd_ledger_duplicate_entries_total";
+pub const BATCH_DURATION: &str = "creditd_ledger_batch_duration_seconds";
+pub const DEAD_LETTERS: &str = "creditd_ledger_dead_letters_total";
+pub const CONFLICTS: &str = "creditd_ledger_conflicts_total";
+pub const ERRORS: &str = "creditd_ledger_errors_total";
+pub const STREAM_LENGTH: &str = "creditd_stream_length";
+pub const STREAM_PENDING: &str = "creditd_stream_pending";
+pub const STREAM_UNDELIVERED: &str = "creditd_stream_undelivered";
+pub const STREAM_OLDEST_AGE: &str = "creditd_stream_oldest_unacked_age_seconds";
+pub const DRIFTING_ACCOUNTS: &str = "creditd_ledger_drifting_accounts";
+
+/// Fault injection for the crash tests: when this variable is set, the process exits right
+/// after its first Postgres commit, before acknowledging anything.
+pub const CRASH_BEFORE_ACK_ENV: &str = "CREDITD_FAULT_CRASH_BEFORE_ACK";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub redis_url: String,
+    pub shards: u32,
+    /// This replica's name in the group (unique per process).
+    pub consumer: String,
+    /// Most entries booked per transaction.
+    pub batch_size: usize,
+    /// How long one read waits for new entries.
+    pub block: Duration,
+    /// How long an entry must stay unacknowledged before another replica takes it over.
+    pub claim_idle: Duration,
+    /// Deliveries after which an entry that cannot be booked goes to the dead letters.
+    pub max_deliveries: u64,
+    /// How often streams are trimmed and their gauges refreshed.
+    pub maintenance_interval: Duration,
+    /// How often every account is checked for drift (None: never).
+    pub drift_interval: Option<Duration>,
+}
+
+impl Config {
+    pub fn new(redis_url: &str, shards: u32) -> Self {
+        Config {
+            redis_url: redis_url.to_string(),
+            shards,
+            consumer: default_consumer_name(),
+            batch_size: 1000,
+            block: Duration::from_millis(500),
+            claim_idle: Duration::from_secs(30),
+            max_deliveries: 5,
+            maintenance_interval: Duration::from_secs(1),
+            drift_interval: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// `<host>-<pid>-<random>`: unique, and readable in XINFO CONSUMERS.
+pub fn default_consumer_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "creditd".into());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+pub struct Reconciler {
+    cfg: Config,
+    ledger: Ledger,
+    /// For the blocking reads only (a blocked read holds its connection).
+    reader: ConnectionManager,
+    /// For acknowledgements, claims, trimming and gauges.
+    conn: ConnectionManager,
+    streams: Vec<String>,
+}
+
+/// What one pass did, for tests and logs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    pub entries: u64,
+    pub events: u64,
+    pub duplicates: u64,
+    pub dead_letters: u64,
+}
+
+impl Reconciler {
+    pub async fn new(cfg: Config, ledger: Ledger) -> Result<Self> {
+        let client = redis::Client::open(cfg.redis_url.as_str()).context("invalid Redis URL")?;
+        let manager = |timeout: Duration| {
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Duration::from_secs(2))
+                .set_response_timeout(timeout)
+                .set_number_of_retries(1)
+        };
+        let reader = client
+            .get_connection_manager_with_config(manager(cfg.block + Duration::from_secs(5)))
+            .await
+            .context("connecting to Redis")?;
+        let conn = client
+            .get_connection_manager_with_config(manager(Duration::from_secs(5)))
+            .await
+            .context("connecting to Redis")?;
+        let streams = (0..cfg.shards).map(events_key).collect();
+        let r = Reconciler {
+            cfg,
+            ledger,
+            reader,
+            conn,
+            streams,
+        };
+        r.ensure_groups().await?;
+        Ok(r)
+    }
+
+    /// Creates the consumer group on every stream (from the first entry), once.
+    pub async fn ensure_groups(&self) -> Result<()> {
+        ensure_groups(&mut self.conn.clone(), self.cfg.shards).await
+    }
+
+    /// Runs until `stop` turns true: read, book, acknowledge; take over idle entries; trim.
+    pub async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
+        tracing::info!(consumer = %self.cfg.consumer, shards = self.cfg.shards, "reconciler started");
+        let mut last_maintenance = Instant::now() - self.cfg.maintenance_interval;
+        let mut last_drift = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        while !*stop.borrow() {
+            let view = stop.clone();
+            let step = async {
+                if last_maintenance.elapsed() >= self.cfg.maintenance_interval {
+                    self.claim_idle(&view).await?;
+                    self.maintain().await?;
+                    last_maintenance = Instant::now();
+                }
+                if let Some(every) = self.cfg.drift_interval {
+                    if last_drift.elapsed() >= every {
+                        last_drift = Instant::now();
+                        self.refresh_drift_gauge().await;
+                    }
+                }
+                let batch = self.read_new().await?;
+                self.book(batch, &view).await?;
+                anyhow::Ok(())
+            };
+            tokio::select! {
+                r = step => match r {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err(e) => {
+                        metrics::counter!(ERRORS, "kind" => "redis").increment(1);
+                        tracing::warn!("reconciler: {e:#}; retrying in {backoff:?}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                },
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!("reconciler stopped");
+        Ok(())
+    }
+
+    /// Reads and books until no stream has anything new or pending (for tests and `--once`).
+    pub async fn drain(&mut self) -> Result<Totals> {
+        let (_tx, stop) = watch::channel(false);
+        let mut totals = Totals::default();
+        loop {
+            self.claim_idle(&stop).await?;
+            let batch = self.read_new_nonblocking().await?;
+            if batch.is_empty() {
+                self.maintain().await?;
+                return Ok(totals);
+            }
+            let out = self.book(batch, &stop).await?;
+            totals.entries += out.entries_applied;
+            totals.events += out.events_applied;
+            totals.duplicates += out.duplicates;
+            totals.dead_letters += out.dead_letters;
+        }
+    }
+
+    async fn read_new(&mut self) -> Result<Vec<Delivered>> {
+        self.read(Some(self.cfg.block)).await
+    }
+
+    async fn read_new_nonblocking(&mut self) -> Result<Vec<Delivered>> {
+        self.read(None).await
+    }
+
+    async fn read(&mut self, block: Option<Duration>) -> Result<Vec<Delivered>> {
+        let per_stream = self.cfg.batch_size.div_ceil(self.streams.len()).max(1);
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.cfg.consumer)
+            .arg("COUNT")
+            .arg(per_stream);
+        if let Some(b) = block {
+            cmd.arg("BLOCK").arg(b.as_millis() as u64);
+        }
+        cmd.arg("STREAMS").arg(&self.streams);
+        for _ in &self.streams {
+            cmd.arg(">");
+        }
+        let reply: Option<redis::streams::StreamReadReply> = cmd
+            .query_async(&mut self.reader)
+            .await
+            .context("XREADGROUP")?;
+        let mut out = Vec::new();
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            for id in &key.ids {
+                out.push(delivered(&key.key, id, 1));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes over entries left unacknowledged for `claim_idle` (by a replica that died, or by a
+    /// failed attempt of this one) and books them; dead-letters those delivered too often.
+    async fn claim_idle(&mut self, stop: &watch::Receiver<bool>) -> Result<()> {
+        for key in self.streams.clone() {
+            let mut start = "0-0".to_string();
+            loop {
+                let reply: Value = redis::cmd("XAUTOCLAIM")
+                    .arg(&key)
+                    .arg(GROUP)
+                    .arg(&self.cfg.consumer)
+                    .arg(self.cfg.claim_idle.as_millis() as u64)
+                    .arg(&start)
+                    .arg("COUNT")
+                    .arg(self.cfg.batch_size)
+                    .query_async(&mut self.conn)
+                    .await
+                    .context("XAUTOCLAIM")?;
+                let (next, ids) = parse_autoclaim(reply)?;
+                if !ids.is_empty() {
+                    let counts = self.delivery_counts(&key, &ids).await?;
+                    let batch = ids
+                        .iter()
+                        .map(|id| delivered(&key, id, counts.get(&id.id).copied().unwrap_or(1)))
+                        .collect();
+                    tracing::info!(stream = %key, entries = ids.len(), "took over idle entries");
+                    self.book(batch, stop).await?;
+                }
+                if next == "0-0" || ids.is_empty() {
+                    break;
+                }
+                start = next;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delivery_counts(
+        &mut self,
+        key: &str,
+        ids: &[StreamId],
+    ) -> Result<std::collections::HashMap<String, u64>> {
+        let (first, last) = (&ids[0].id, &ids[ids.len() - 1].id);
+        let reply: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(key)
+            .arg(GROUP)
+            .arg(first)
+            .arg(last)
+            .arg(ids.len() * 2)
+            .query_async(&mut self.conn)
+            .await
+            .context("XPENDING")?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|p| (p.id, p.times_delivered as u64))
+            .collect())
+    }
+
+    /// Books a batch, retrying while Postgres is unreachable; then acknowledges. A batch that
+    /// fails for a reason of its own is booked entry by entry, so one bad entry holds up nothing.
+    async fn book(
+        &mut self,
+        batch: Vec<Delivered>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Outcome> {
+        if batch.is_empty() {
+            return Ok(Outcome::default());
+        }
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        let out = loop {
+            match apply(&self.ledger, &batch, self.cfg.max_deliveries).await {
+                Ok(out) => break out,
+                Err(e) if is_transient(&e) => {
+                    metrics::counter!(ERRORS, "kind" => "postgres").increment(1);
+                    if *stop.borrow() {
+                        // Leave the batch pending: another replica, or the next start, books it.
+                        return Ok(Outcome::default());
+                    }
+                    tracing::warn!("ledger unavailable ({e:#}); retrying the batch in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) if batch.len() > 1 => {
+                    tracing::warn!("batch refused ({e:#}); booking its entries one by one");
+                    let mut total = Outcome::default();
+                    for one in batch.chunks(1) {
+                        match Box::pin(self.book(one.to_vec(), stop)).await {
+                            Ok(o) => merge(&mut total, o),
+                            Err(e) => {
+                                metrics::counter!(ERRORS, "kind" => "entry").increment(1);
+                                tracing::warn!(id = %one[0].id, "entry left pending: {e:#}");
+                            }
+                        }
+                    }
+                    return Ok(total);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if std::env::var_os(CRASH_BEFORE_ACK_ENV).is_some() && !out.ack.is_empty() {
+            eprintln!("{CRASH_BEFORE_ACK_ENV}: exiting between the commit and the acknowledgement");
+            std::process::exit(86);
+        }
+        self.ack(&out.ack).await?;
+        metrics::histogram!(BATCH_DURATION).record(started.elapsed().as_secs_f64());
+        metrics::counter!(EVENTS_APPLIED).increment(out.events_applied);
+        metrics::counter!(ENTRIES_APPLIED).increment(out.entries_applied);
+        metrics::counter!(DUPLICATES).increment(out.duplicates);
+        metrics::counter!(DEAD_LETTERS).increment(out.dead_letters);
+        metrics::counter!(CONFLICTS).increment(out.conflicts.len() as u64);
+        for account in &out.conflicts {
+            tracing::error!(account = %account, "the stream and the ledger disagree on the account's history: run `creditd check` and `creditd rebuild --account {account}`");
+        }
+        Ok(out)
+    }
+
+    async fn ack(&mut self, ack: &[(String, String)]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for key in &self.streams {
+            let ids: Vec<&str> = ack
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            if !ids.is_empty() {
+                pipe.cmd("XACK").arg(key).arg(GROUP).arg(ids).ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut self.conn)
+            .await
+            .context("XACK")?;
+        Ok(())
+    }
+
+    /// Trims every stream below its oldest unacknowledged (or undelivered) entry and refreshes the
+    /// stream gauges.
+    async fn maintain(&mut self) -> Result<()> {
+        for (shard, key) in self.streams.clone().iter().enumerate() {
+            let shard = shard.to_string();
+            let status = stream_status(&mut self.conn, key).await?;
+            if let Some(min) = &status.keep_from {
+                let _: i64 = redis::cmd("XTRIM")
+                    .arg(key)
+                    .arg("MINID")
+                    .arg(min)
+                    .query_async(&mut self.conn)
+                    .await
+                    .context("XTRIM")?;
+            }
+            metrics::gauge!(STREAM_LENGTH, "shard" => shard.clone()).set(status.length as f64);
+            metrics::gauge!(STREAM_PENDING, "shard" => shard.clone()).set(status.pending as f64);
+            metrics::gauge!(STREAM_UNDELIVERED, "shard" => shard.clone())
+                .set(status.undelivered as f64);
+            metrics::gauge!(STREAM_OLDEST_AGE, "shard" => shard).set(status.oldest_age_seconds);
+        }
+        Ok(())
+    }
+
+    async fn refresh_drift_gauge(&self) {
+        match drift::check(&self.ledger, &self.cfg.redis_url, self.cfg.shards).await {
+            Ok(report) => metrics::gauge!(DRIFTING_ACCOUNTS).set(report.drifting().count() as f64),
+            Err(e) => tracing::warn!("drift check failed: {e:#}"),
+        }
+    }
+}
+
+fn merge(total: &mut Outcome, o: Outcome) {
+    total.ack.extend(o.ack);
+    total.entries_applied += o.entries_applied;
+    total.events_applied += o.events_applied;
+    total.duplicates += o.duplicates;
+    total.dead_letters += o.dead_letters;
+    total.conflicts.extend(o.conflicts);
+    total.left_pending += o.left_pending;
+}
+
+fn delivered(stream: &str, id: &StreamId, deliveries: u64) -> Delivered {
+    Delivered {
+        stream: stream.to_string(),
+        id: id.id.clone(),
+        deliveries,
+        entry: Entry::decode(id),
+    }
+}
+
+/// XAUTOCLAIM's reply: the cursor and the claimed entries (deleted ones are left out).
+fn parse_autoclaim(reply: Value) -> Result<(String, Vec<StreamId>)> {
+    let Value::Array(mut parts) = reply else {
+        anyhow::bail!("unexpected XAUTOCLAIM reply");
+    };
+    if parts.len() < 2 {
+        anyhow::bail!("short XAUTOCLAIM reply");
+    }
+    let entries = parts.remove(1);
+    let next: String = redis::from_redis_value(&parts[0]).context("XAUTOCLAIM cursor")?;
+    let Value::Array(items) = entries else {
+        anyhow::bail!("unexpected XAUTOCLAIM entries");
+    };
+    let items: Vec<Value> = items.into_iter().filter(|v| *v != Value::Nil).collect();
+    let range: StreamRangeReply =
+        redis::from_redis_value(&Value::Array(items)).context("XAUTOCLAIM entries")?;
+    Ok((next, range.ids))
+}
+
+/// Creates the consumer group on every shard stream (from its first entry), once.
+pub async fn ensure_groups(conn: &mut ConnectionManager, shards: u32) -> Result<()> {
+    for shard in 0..shards {
+        let r: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(events_key(shard))
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(conn)
+            .await;
+        match r {
+            Ok(()) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(e).context("XGROUP CREATE"),
+        }
+    }
+    Ok(())
+}
+
+/// Where a stream stands for the ledger.
+#[derive(Debug, Clone, Default)]
+pub struct StreamStatus {
+    pub length: u64,
+    pub pending: u64,
+    pub undelivered: u64,
+    pub oldest_age_seconds: f64,
+    /// The id below which every entry is acknowledged (None: the group does not exist).
+    pub keep_from: Option<String>,
+}
+
+/// Reads the group's last delivered id first, then its pending entries: an entry delivered in
+/// between has a larger id than the one read first, so it is never below `keep_from`.
+pub async fn stream_status(conn: &mut ConnectionManager, key: &str) -> Result<StreamStatus> {
+    let length: u64 = redis::cmd("XLEN").arg(key).query_async(conn).await?;
+    let groups: redis::RedisResult<redis::streams::StreamInfoGroupsReply> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(key)
+        .query_async(conn)
+        .await;
+    let Some(group) = groups
+        .ok()
+        .and_then(|g| g.groups.into_iter().find(|g| g.name == GROUP))
+    else {
+        return Ok(StreamStatus {
+            length,
+            undelivered: length,
+            ..StreamStatus::default()
+        });
+    };
+    let pending: StreamPendingReply = redis::cmd("XPENDING")
+        .arg(key)
+        .arg(GROUP)
+        .query_async(conn)
+        .await
+        .context("XPENDING")?;
+    let after_delivered = next_id(&group.last_delivered_id);
+    let (pending_count, oldest_pending) = match &pending {
+        StreamPendingReply::Data(d) => (d.count as u64, Some(d.start_id.clone())),
+        StreamPendingReply::Empty => (0, None),
+    };
+    let first_undelivered: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(key)
+        .arg(&after_delivered)
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    let undelivered = group
+        .lag
+        .map(|l| l as u64)
+        .unwrap_or(first_undelivered.ids.len() as u64);
+    let oldest = oldest_pending
+        .iter()
+        .chain(first_undelivered.ids.first().map(|e| &e.id))
+        .filter_map(|id| id_millis(id))
+        .min();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let keep_from = match oldest_pending {
+        Some(p) if id_less(&p, &after_delivered) => p,
+        _ => after_delivered,
+    };
+    Ok(StreamStatus {
+        length,
+        pending: pending_count,
+        undelivered,
+        oldest_age_seconds: oldest
+            .map(|t| (now - t).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0),
+        keep_from: Some(keep_from),
+    })
+}
+
+fn parse_id(id: &str) -> (u64, u64) {
+    let (ms, n) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), n.parse().unwrap_or(0))
+}
+
+fn id_millis(id: &str) -> Option<i64> {
+    Some(parse_id(id).0 as i64)
+}
+
+fn id_less(a: &str, b: &str) -> bool {
+    parse_id(a) < parse_id(b)
+}
+
+/// The smallest stream id after `id`.
+fn next_id(id: &str) -> String {
+    let (ms, n) = parse_id(id);
+    match n.checked_add(1) {
+        Some(n) => format!("{ms}-{n}"),
+        None => format!("{}-0", ms + 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_order_and_follow() {
+        assert_eq!(next_id("0-0"), "0-1");
+        assert_eq!(next_id("1700000000000-5"), "1700000000000-6");
+        assert_eq!(next_id(&format!("5-{}", u64::MAX)), "6-0");
+        assert!(id_less("9-1", "10-0"));
+        assert!(id_less("10-1", "10-2"));
+        assert!(!id_less("10-2", "10-2"));
+    }
+}
