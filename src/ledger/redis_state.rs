@@ -34,7 +34,8 @@ pub struct RedisAccount {
 
 /// Reads the account's record and grants in one MULTI, so no script runs in between.
 pub async fn read(conn: &mut ConnectionManager, keys: &AccountKeys) -> Result<RedisAccount> {
-    let (raw, grants): (Option<Vec<u8>>, Vec<(String, Vec<u8>)>) = redis::pipe()
+    type Raw = (Option<Vec<u8>>, Vec<(String, Vec<u8>)>);
+    let (raw, grants): Raw = redis::pipe()
         .atomic()
         .get(&keys.account)
         .hgetall(&keys.grants)
