@@ -112,6 +112,15 @@ pub struct Totals {
     pub dead_letters: u64,
 }
 
+impl Totals {
+    fn add(&mut self, out: &Outcome) {
+        self.entries += out.entries_applied;
+        self.events += out.events_applied;
+        self.duplicates += out.duplicates;
+        self.dead_letters += out.dead_letters;
+    }
+}
+
 impl Reconciler {
     pub async fn new(cfg: Config, ledger: Ledger) -> Result<Self> {
         let client = redis::Client::open(cfg.redis_url.as_str()).context("invalid Redis URL")?;
@@ -138,7 +147,26 @@ impl Reconciler {
             streams,
         };
         r.ensure_groups().await?;
+        r.check_schema().await?;
         Ok(r)
+    }
+
+    /// Refuses to start on a database without the ledger's tables (a Postgres that is down is
+    /// fine: the reconciler waits for it).
+    async fn check_schema(&self) -> Result<()> {
+        let Ok(client) = self.ledger.client().await else {
+            tracing::warn!("the ledger database is unreachable; booking starts when it is back");
+            return Ok(());
+        };
+        match client
+            .execute("SELECT 1 FROM ledger_heads LIMIT 0", &[])
+            .await
+        {
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                anyhow::bail!("the ledger schema is missing: run `creditd migrate` first")
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Creates the consumer group on every stream (from the first entry), once.
@@ -176,6 +204,10 @@ impl Reconciler {
                     Err(e) => {
                         metrics::counter!(ERRORS, "kind" => "redis").increment(1);
                         tracing::warn!("reconciler: {e:#}; retrying in {backoff:?}");
+                        if format!("{e:#}").contains("NOGROUP") {
+                            // Redis lost the streams (flushed, or a new Redis): start over.
+                            let _ = self.ensure_groups().await;
+                        }
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
@@ -192,17 +224,15 @@ impl Reconciler {
         let (_tx, stop) = watch::channel(false);
         let mut totals = Totals::default();
         loop {
-            self.claim_idle(&stop).await?;
+            let claimed = self.claim_idle(&stop).await?;
+            totals.add(&claimed);
             let batch = self.read_new_nonblocking().await?;
             if batch.is_empty() {
                 self.maintain().await?;
                 return Ok(totals);
             }
             let out = self.book(batch, &stop).await?;
-            totals.entries += out.entries_applied;
-            totals.events += out.events_applied;
-            totals.duplicates += out.duplicates;
-            totals.dead_letters += out.dead_letters;
+            totals.add(&out);
         }
     }
 
@@ -244,7 +274,8 @@ impl Reconciler {
 
     /// Takes over entries left unacknowledged for `claim_idle` (by a replica that died, or by a
     /// failed attempt of this one) and books them; dead-letters those delivered too often.
-    async fn claim_idle(&mut self, stop: &watch::Receiver<bool>) -> Result<()> {
+    async fn claim_idle(&mut self, stop: &watch::Receiver<bool>) -> Result<Outcome> {
+        let mut total = Outcome::default();
         for key in self.streams.clone() {
             let mut start = "0-0".to_string();
             loop {
@@ -267,7 +298,7 @@ impl Reconciler {
                         .map(|id| delivered(&key, id, counts.get(&id.id).copied().unwrap_or(1)))
                         .collect();
                     tracing::info!(stream = %key, entries = ids.len(), "took over idle entries");
-                    self.book(batch, stop).await?;
+                    merge(&mut total, self.book(batch, stop).await?);
                 }
                 if next == "0-0" || ids.is_empty() {
                     break;
@@ -275,7 +306,7 @@ impl Reconciler {
                 start = next;
             }
         }
-        Ok(())
+        Ok(total)
     }
 
     async fn delivery_counts(
@@ -342,7 +373,7 @@ impl Reconciler {
                 Err(e) => return Err(e),
             }
         };
-        if std::env::var_os(CRASH_BEFORE_ACK_ENV).is_some() && !out.ack.is_empty() {
+        if std::env::var_os(CRASH_BEFORE_ACK_ENV).is_some() && out.entries_applied > 0 {
             eprintln!("{CRASH_BEFORE_ACK_ENV}: exiting between the commit and the acknowledgement");
             std::process::exit(86);
         }

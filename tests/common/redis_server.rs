@@ -83,6 +83,12 @@ impl RedisServer {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// The server's directory (its append-only files): copy it while the server is killed to
+    /// keep a state to restore later.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("redis.log")
     }
