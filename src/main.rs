@@ -26,6 +26,8 @@ enum Command {
     Check(creditd::ledger::commands::CheckArgs),
     /// Rebuild accounts in Redis from the ledger (each fails closed meanwhile).
     Rebuild(creditd::ledger::commands::RebuildArgs),
+    /// Benchmark: the reconciler's booking rate against the hot path's event rate, in one run.
+    BenchLedger(creditd::ledger::bench::BenchLedgerArgs),
     /// Hash a bearer token for the tokens file, or generate a new one (no server needed).
     Token(creditd::cli::TokenArgs),
     #[command(flatten)]
@@ -56,6 +58,23 @@ async fn main() -> std::process::ExitCode {
         Command::Rebuild(args) => {
             creditd::telemetry::init_tracing();
             exit_code(creditd::ledger::commands::rebuild(args).await)
+        }
+        Command::BenchLedger(args) => {
+            let json = args.json;
+            report(creditd::ledger::bench::run(args).await.map(|r| {
+                if json {
+                    println!("{}", serde_json::to_string(&r).expect("a report encodes"));
+                } else {
+                    println!(
+                        "hot path: {} pairs in {:.2} s = {:.0} pairs/s = {:.0} events/s ({} errors)\n\
+                         reconciler: {} events in {:.2} s = {:.0} events/s (batch {})\n\
+                         ratio reconciler/hot path: {:.2}",
+                        r.pairs, r.hot_path_seconds, r.hot_path_pairs_per_s,
+                        r.hot_path_events_per_s, r.errors, r.reconcile_events,
+                        r.reconcile_seconds, r.reconcile_events_per_s, r.batch_size, r.ratio
+                    );
+                }
+            }))
         }
         Command::Token(args) => creditd::cli::token::run(args),
         Command::Client(cmd) => creditd::cli::run(cmd).await,

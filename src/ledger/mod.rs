@@ -6,9 +6,10 @@
 //! - [`reconciler`]: the consumer-group loop over the shard streams (`creditd reconcile`).
 //! - [`drift`]: Redis against the ledger, account by account (`creditd check`).
 //! - [`rebuild`]: Redis from the ledger (`creditd rebuild`, and accounts missing from Redis).
-//! - [`reports`]: usage, profit and loss, ledger entries and the audit trail.
+//! - [`bench`]: the reconciler's booking rate against the hot path's event rate.
 
 pub mod apply;
+pub mod bench;
 pub mod book;
 pub mod commands;
 pub mod drift;
