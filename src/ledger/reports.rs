@@ -226,7 +226,7 @@ pub async fn accounts_of_parent(ledger: &Ledger, parent_id: &str) -> Result<Vec<
     decode(&rows, |r| r.try_get(0))
 }
 
-/// The events of the window, as SQL on an `ledger_events` alias `e` with `$2`, `$3` the bounds.
+/// The events of the window, as SQL on a `ledger_events` alias `e`, with `$2`, `$3` the bounds.
 const IN_WINDOW: &str =
     "($2::timestamptz IS NULL OR e.at >= $2) AND ($3::timestamptz IS NULL OR e.at < $3)";
 
