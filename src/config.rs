@@ -101,7 +101,8 @@ pub struct ServeArgs {
     pub tls_client_ca: Option<PathBuf>,
 
     /// Postgres URL of the ledger. Set: accounts missing from Redis are loaded from the ledger on
-    /// first use (and --reconcile may run the reconciler in this process).
+    /// first use, CreditAdmin's reports (usage, P&L, ledger entries, audit) read it, and
+    /// --reconcile may run the reconciler in this process.
     #[arg(
         long,
         env = "CREDITD_DATABASE_URL",
@@ -114,6 +115,16 @@ pub struct ServeArgs {
     /// --redis-url). Larger ones run `creditd reconcile` apart.
     #[arg(long, env = "CREDITD_RECONCILE", help_heading = "Ledger")]
     pub reconcile: bool,
+
+    /// Most Postgres connections the reports (GetUsage, GetProfitAndLoss, ListLedgerEntries,
+    /// ListAuditEvents) use at once; a pool of its own, apart from the hot path's.
+    #[arg(
+        long,
+        env = "CREDITD_REPORT_CONNECTIONS",
+        default_value_t = 4,
+        help_heading = "Ledger"
+    )]
+    pub report_connections: usize,
 }
 
 impl Default for ServeArgs {
@@ -137,6 +148,7 @@ impl Default for ServeArgs {
             tls_client_ca: None,
             database_url: None,
             reconcile: false,
+            report_connections: 4,
         }
     }
 }
@@ -180,6 +192,12 @@ impl ServeArgs {
             bail!(
                 "--reap-interval-ms must be between 1 and 60000, got {}",
                 self.reap_interval_ms
+            );
+        }
+        if self.report_connections == 0 || self.report_connections > 1000 {
+            bail!(
+                "--report-connections must be between 1 and 1000, got {}",
+                self.report_connections
             );
         }
         if let Some(url) = &self.redis_url {
@@ -268,6 +286,7 @@ impl fmt::Debug for ServeArgs {
             .field("tls_client_ca", &self.tls_client_ca)
             .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
             .field("reconcile", &self.reconcile)
+            .field("report_connections", &self.report_connections)
             .finish()
     }
 }

@@ -1,4 +1,5 @@
-//! `CreditAdmin`: accounts and grants, subject policies, the rate card.
+//! `CreditAdmin`: accounts and grants, subject policies, the rate card, and the reports from
+//! the ledger (in [`super::reports`]).
 
 use std::sync::Arc;
 
@@ -6,7 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::validate;
-use super::{convert, observe, ok, rate_card};
+use super::{convert, observe, ok, rate_card, reports};
+use crate::ledger::Ledger;
 use crate::model::Millis;
 use crate::pricing::RateCardCell;
 use crate::proto::{self, credit_admin_server::CreditAdmin};
@@ -16,6 +18,7 @@ use crate::store::Store;
 pub struct AdminService {
     store: Arc<dyn Store>,
     rate_card: RateCardCell,
+    ledger: Option<Ledger>,
 }
 
 impl AdminService {
@@ -24,7 +27,14 @@ impl AdminService {
         AdminService {
             store,
             rate_card: RateCardCell::empty(),
+            ledger: None,
         }
+    }
+
+    /// Reads the reports from this ledger (`None`: they answer `LEDGER_NOT_CONFIGURED`).
+    pub fn with_ledger(mut self, ledger: Option<Ledger>) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     /// Serves this rate card (swapped in place on reload).
@@ -210,5 +220,33 @@ impl CreditAdmin for AdminService {
             Ok(proto::RequestSpendingAccessResponse {})
         };
         observe("request_spending_access", call, ok).await
+    }
+
+    async fn get_usage(
+        &self,
+        request: Request<proto::GetUsageRequest>,
+    ) -> Result<Response<proto::GetUsageResponse>, Status> {
+        reports::get_usage(self.ledger.as_ref(), request).await
+    }
+
+    async fn get_profit_and_loss(
+        &self,
+        request: Request<proto::GetProfitAndLossRequest>,
+    ) -> Result<Response<proto::GetProfitAndLossResponse>, Status> {
+        reports::get_profit_and_loss(self.ledger.as_ref(), request).await
+    }
+
+    async fn list_ledger_entries(
+        &self,
+        request: Request<proto::ListLedgerEntriesRequest>,
+    ) -> Result<Response<proto::ListLedgerEntriesResponse>, Status> {
+        reports::list_ledger_entries(self.ledger.as_ref(), request).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<proto::ListAuditEventsRequest>,
+    ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
+        reports::list_audit_events(self.ledger.as_ref(), request).await
     }
 }

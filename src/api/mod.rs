@@ -1,5 +1,6 @@
 //! The gRPC services: [`charge::CreditsService`] (the hot path) and [`admin::AdminService`]
-//! (accounts and grants), both over an `Arc<dyn Store>`.
+//! (accounts and grants), both over an `Arc<dyn Store>`; the admin service's [`reports`] read
+//! the Postgres ledger.
 //!
 //! Every call is first authorized by [`auth`] (token, scope, account), then checked by
 //! [`validate`] before it reaches the store; answers are built by
@@ -11,6 +12,7 @@ pub mod charge;
 pub mod convert;
 pub mod errors;
 pub mod rate_card;
+pub mod reports;
 pub mod validate;
 
 use std::future::Future;
@@ -25,6 +27,7 @@ pub use charge::CreditsService;
 pub use validate::TtlLimits;
 
 use crate::error::Error;
+use crate::ledger::Ledger;
 use crate::pricing::RateCardCell;
 use crate::proto::credit_admin_server::CreditAdminServer;
 use crate::proto::credits_server::CreditsServer;
@@ -53,13 +56,17 @@ pub fn credits_server(
 }
 
 /// The `CreditAdmin` service behind `auth`, ready for `tonic::transport::Server::add_service`.
+/// Without a ledger, the reports answer `LEDGER_NOT_CONFIGURED`.
 pub fn admin_server(
     store: Arc<dyn Store>,
     rate_card: RateCardCell,
+    ledger: Option<Ledger>,
     auth: Authorizer,
 ) -> CreditAdminServer<Guarded<AdminService>> {
     CreditAdminServer::new(Guarded::new(
-        AdminService::new(store).with_rate_card(rate_card),
+        AdminService::new(store)
+            .with_rate_card(rate_card)
+            .with_ledger(ledger),
         auth,
     ))
     .max_decoding_message_size(MAX_DECODE_BYTES)

@@ -6,6 +6,8 @@ use crate::proto::{
     ReleaseResponse, Reservation, ReserveResponse, SubjectPolicy,
 };
 
+use super::reports::{AuditTrail, Entries, ProfitAndLoss, UsageReport};
+
 /// Exit code of a successful call whose answer is "no" (a reserve denied, a quote not affordable):
 /// distinct from errors (1) and bad command-line input (2), so scripts can branch on it.
 pub const EXIT_DENIED: u8 = 3;
@@ -39,6 +41,10 @@ pub enum Answer {
         subject: String,
     },
     RateCard(RateCard),
+    Usage(UsageReport),
+    ProfitAndLoss(ProfitAndLoss),
+    Entries(Entries),
+    Audit(AuditTrail),
 }
 
 impl Answer {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::credits::parse_credits;
 use super::policy::{parse_budget, parse_percent, parse_rate_limit, parse_thresholds, Levels};
+use super::reports::{AuditArgs, LedgerArgs, PnlArgs, UsageArgs};
 use super::secure::{parse_token, BearerToken};
 use super::time::{parse_duration, parse_timestamp};
 use crate::proto::{Budget, RateLimit};
@@ -47,6 +48,14 @@ pub enum ClientCommand {
     Access(AccessArgs),
     /// Show the server's active rate card: SKUs and their prices, plans, top-up increment.
     Ratecard(RatecardArgs),
+    /// Credits spent, by SKU, subject, label or day, from the ledger.
+    Usage(UsageArgs),
+    /// Revenue, provider cost and margin, for an account or every account of a parent.
+    Pnl(PnlArgs),
+    /// Read the double-entry ledger.
+    Ledger(LedgerArgs),
+    /// Every admin change of an account: who, what, before, after, when.
+    Audit(AuditArgs),
 }
 
 impl ClientCommand {
@@ -64,6 +73,10 @@ impl ClientCommand {
             ClientCommand::Policy(args) => &args.connection,
             ClientCommand::Access(args) => &args.connection,
             ClientCommand::Ratecard(args) => &args.connection,
+            ClientCommand::Usage(args) => &args.connection,
+            ClientCommand::Pnl(args) => &args.connection,
+            ClientCommand::Ledger(args) => &args.connection,
+            ClientCommand::Audit(args) => &args.connection,
         }
     }
 }
@@ -707,6 +720,50 @@ mod tests {
         assert_eq!(args.capture.as_deref(), Some("c1"));
         assert!(args.cap_overrun);
         assert_eq!(args.cost, Some(30_000));
+    }
+
+    #[test]
+    fn the_report_commands() {
+        use crate::cli::reports::{LedgerCommand, UsageBy};
+        let ClientCommand::Usage(args) = parse_ok(
+            "creditd usage acme --by day --by label:feature --from 2026-01-01 --subject u1",
+        ) else {
+            panic!("not a usage")
+        };
+        assert_eq!(
+            args.by,
+            vec![UsageBy::Day, UsageBy::Label("feature".into())]
+        );
+        assert_eq!(args.from.map(|t| t.seconds), Some(1_767_225_600));
+        assert_eq!(args.to, None);
+        assert_eq!(args.subject.as_deref(), Some("u1"));
+        assert!(parse("creditd usage acme --by week").is_err());
+
+        let ClientCommand::Pnl(args) = parse_ok("creditd pnl --parent corp --to 2026-02-01") else {
+            panic!("not a pnl")
+        };
+        assert_eq!(args.parent.as_deref(), Some("corp"));
+        assert_eq!(args.account, None);
+        for bad in ["creditd pnl", "creditd pnl --account a --parent p"] {
+            assert_eq!(parse(bad).expect_err(bad).exit_code(), 2, "{bad}");
+        }
+
+        let cmd = parse_ok("creditd ledger entries acme --grant @debt --limit 5 --json");
+        assert!(cmd.connection().json);
+        let ClientCommand::Ledger(LedgerArgs {
+            command: LedgerCommand::Entries(args),
+            ..
+        }) = cmd
+        else {
+            panic!("not ledger entries")
+        };
+        assert_eq!((args.grant.as_deref(), args.limit), (Some("@debt"), 5));
+        assert!(parse("creditd ledger entries acme --limit 0").is_err());
+
+        let ClientCommand::Audit(args) = parse_ok("creditd audit acme") else {
+            panic!("not an audit")
+        };
+        assert_eq!((args.account.as_str(), args.limit), ("acme", 1000));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::answer::Answer;
+use super::reports;
 use crate::proto::{
     Account, Allocation, Balance, CommitResponse, Grant, GrantBalance, QuoteResponse, RateCard,
     ReleaseResponse, Reservation, ReserveResponse, SubjectPolicy,
@@ -39,6 +40,10 @@ pub fn to_value(answer: &Answer) -> Value {
             json!({ "account_id": account, "subject_id": subject, "requested": true })
         }
         Answer::RateCard(card) => rate_card_json(card),
+        Answer::Usage(report) => reports::json::usage(report),
+        Answer::ProfitAndLoss(report) => reports::json::profit_and_loss(report),
+        Answer::Entries(listing) => reports::json::entries(listing),
+        Answer::Audit(listing) => reports::json::audit(listing),
     }
 }
 

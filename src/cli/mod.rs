@@ -1,10 +1,12 @@
 //! Client commands that drive a running server: `creditd account|grant|reserve|commit|release|
-//! extend|reservation|balance|quote|policy|access|ratecard`. They speak to it only through the generated gRPC clients.
+//! extend|reservation|balance|quote|policy|access|ratecard|usage|pnl|ledger|audit`. They speak to
+//! it only through the generated gRPC clients.
 //!
 //! Rooms: [`commands`] (what clap parses), [`credits`] (amounts typed and printed in credits),
 //! [`time`] (timestamps and durations), [`requests`] (command → gRPC request), [`answer`]
 //! (the reply and its exit code), [`policy`] (policy and alert syntax), [`output`] (human text), [`json`] (`--json`), [`errors`]
-//! (one line per failure).
+//! (one line per failure), [`reports`] (usage, P&L, ledger entries, audit: arguments, paging,
+//! printers).
 
 mod answer;
 mod commands;
@@ -13,6 +15,7 @@ mod errors;
 mod json;
 mod output;
 mod policy;
+mod reports;
 mod requests;
 mod secure;
 mod time;
@@ -26,13 +29,14 @@ use tonic::Status;
 
 pub use commands::ClientCommand;
 use commands::{AccessCommand, AccountCommand, GrantCommand, PolicyCommand};
+use reports::LedgerCommand;
 pub use token::TokenArgs;
 
 use crate::proto::credit_admin_client::CreditAdminClient;
 use crate::proto::credits_client::CreditsClient;
 use crate::proto::{
     GetAccountRequest, GetRateCardRequest, GetReservationRequest, GetSubjectPolicyRequest,
-    ListGrantsRequest, VoidGrantRequest,
+    ListAuditEventsRequest, ListGrantsRequest, ListLedgerEntriesRequest, VoidGrantRequest,
 };
 use answer::Answer;
 
@@ -223,6 +227,54 @@ async fn execute(
                 .await?
                 .into_inner(),
         ),
+        ClientCommand::Usage(args) => {
+            let by = args.by.clone();
+            let request = reports::usage_request(args)?;
+            let response = admin.get_usage(request).await?.into_inner();
+            Answer::Usage(reports::UsageReport { response, by })
+        }
+        ClientCommand::Pnl(args) => Answer::ProfitAndLoss(
+            admin
+                .get_profit_and_loss(reports::pnl_request(args))
+                .await?
+                .into_inner(),
+        ),
+        ClientCommand::Ledger(args) => match args.command {
+            LedgerCommand::Entries(entries) => {
+                let request = reports::entries_request(&entries);
+                let listing = reports::follow(entries.limit, |page_size, page_token| {
+                    let mut admin = admin.clone();
+                    let request = ListLedgerEntriesRequest {
+                        page_size,
+                        page_token,
+                        ..request.clone()
+                    };
+                    async move {
+                        let page = admin.list_ledger_entries(request).await?.into_inner();
+                        Ok((page.entries, page.next_page_token))
+                    }
+                })
+                .await?;
+                Answer::Entries(listing)
+            }
+        },
+        ClientCommand::Audit(args) => {
+            let request = reports::audit_request(&args);
+            let listing = reports::follow(args.limit, |page_size, page_token| {
+                let mut admin = admin.clone();
+                let request = ListAuditEventsRequest {
+                    page_size,
+                    page_token,
+                    ..request.clone()
+                };
+                async move {
+                    let page = admin.list_audit_events(request).await?.into_inner();
+                    Ok((page.events, page.next_page_token))
+                }
+            })
+            .await?;
+            Answer::Audit(listing)
+        }
     };
     Ok(answer)
 }

@@ -7,6 +7,7 @@ use super::answer::Answer;
 use prost_types::Timestamp;
 
 use super::credits::{format_credits, MICROS_PER_CREDIT};
+use super::reports;
 use super::time;
 use crate::proto::{
     Account, Balance, BudgetPeriod, CommitResponse, Decision, DenialReason, Grant, GrantKind,
@@ -36,6 +37,10 @@ pub fn render(answer: &Answer) -> String {
             format!("spending access requested for subject {subject} on account {account}")
         }
         Answer::RateCard(card) => rate_card_text(card),
+        Answer::Usage(report) => reports::text::usage(report),
+        Answer::ProfitAndLoss(report) => reports::text::profit_and_loss(report),
+        Answer::Entries(listing) => reports::text::entries(listing),
+        Answer::Audit(listing) => reports::text::audit(listing),
     };
     if !text.ends_with('\n') {
         text.push('\n');
@@ -661,7 +666,7 @@ fn denial_name(reason: DenialReason) -> &'static str {
 }
 
 /// "1 credit", "1.5 credits", "0 credits".
-fn credits_phrase(micros: i64) -> String {
+pub(super) fn credits_phrase(micros: i64) -> String {
     if micros == MICROS_PER_CREDIT {
         "1 credit".to_string()
     } else {
@@ -670,7 +675,7 @@ fn credits_phrase(micros: i64) -> String {
 }
 
 /// Times to the second for people; `--json` keeps the server's full precision.
-fn format_timestamp(time: Option<&Timestamp>, missing: &str) -> String {
+pub(super) fn format_timestamp(time: Option<&Timestamp>, missing: &str) -> String {
     let whole_second = time.map(|t| Timestamp {
         seconds: t.seconds,
         nanos: 0,
@@ -678,7 +683,7 @@ fn format_timestamp(time: Option<&Timestamp>, missing: &str) -> String {
     time::format_timestamp(whole_second.as_ref(), missing)
 }
 
-fn or_dash(text: &str) -> String {
+pub(super) fn or_dash(text: &str) -> String {
     if text.is_empty() {
         "-".to_string()
     } else {
@@ -704,26 +709,26 @@ fn fields(pairs: &[(&str, String)]) -> String {
     text
 }
 
-struct Column {
+pub(super) struct Column {
     title: &'static str,
     right: bool,
 }
 
 impl Column {
-    fn left(title: &'static str) -> Self {
+    pub(super) fn left(title: &'static str) -> Self {
         Column {
             title,
             right: false,
         }
     }
 
-    fn right(title: &'static str) -> Self {
+    pub(super) fn right(title: &'static str) -> Self {
         Column { title, right: true }
     }
 }
 
 /// A plain-text table: a header row, then one row per entry; numbers right-aligned.
-fn table(columns: &[Column], rows: Vec<Vec<String>>) -> String {
+pub(super) fn table(columns: &[Column], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = columns.iter().map(|c| c.title.chars().count()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -16,6 +16,7 @@ pub mod drift;
 pub mod rebuild;
 pub mod reconciler;
 pub mod redis_state;
+pub mod reports;
 
 use anyhow::{Context, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -29,6 +30,15 @@ mod embedded {
 #[derive(Clone)]
 pub struct Ledger {
     pool: Pool,
+}
+
+impl std::fmt::Debug for Ledger {
+    /// The pool's size only: never the URL, which may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("max_connections", &self.pool.status().max_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Ledger {

@@ -28,6 +28,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::api::auth::TokenSet;
 use crate::api::{self, Authorizer, TtlLimits, MAX_DECODE_BYTES};
 use crate::config::{mask_url, ServeArgs};
+use crate::ledger::Ledger;
 use crate::pricing::RateCardCell;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -62,6 +63,8 @@ pub struct ServerOptions {
     pub tls: Option<TlsSettings>,
     /// The active rate card (empty: `GetRateCard` answers `RATE_CARD_NOT_CONFIGURED`).
     pub rate_card: RateCardCell,
+    /// The ledger the reports read (`None`: they answer `LEDGER_NOT_CONFIGURED`).
+    pub ledger: Option<Ledger>,
 }
 
 impl Default for ServerOptions {
@@ -78,6 +81,7 @@ impl Default for ServerOptions {
             auth: Authorizer::open(),
             tls: None,
             rate_card: RateCardCell::empty(),
+            ledger: None,
         }
     }
 }
@@ -95,18 +99,26 @@ impl ServerOptions {
             auth: Authorizer::open(),
             tls: None,
             rate_card: RateCardCell::empty(),
+            ledger: None,
         }
     }
 
-    /// [`ServerOptions::from_args`] with the tokens file and the TLS files read and checked.
+    /// [`ServerOptions::from_args`] with the tokens file and the TLS files read and checked,
+    /// and the reports' pool on `--database-url` (connections are made on demand: a ledger that
+    /// is down at start-up makes the reports UNAVAILABLE, not the server).
     pub fn load(args: &ServeArgs) -> Result<Self> {
         let auth = match &args.tokens {
             Some(path) => Authorizer::with_tokens(TokenSet::load(path)?),
             None => Authorizer::open(),
         };
+        let ledger = match &args.database_url {
+            Some(url) => Some(Ledger::connect(url, args.report_connections)?),
+            None => None,
+        };
         Ok(ServerOptions {
             auth,
             tls: TlsSettings::from_args(args)?,
+            ledger,
             ..ServerOptions::from_args(args)
         })
     }
@@ -320,6 +332,7 @@ impl RunningServer {
             .add_service(api::admin_server(
                 store.clone(),
                 opts.rate_card.clone(),
+                opts.ledger.clone(),
                 opts.auth.clone(),
             ))
             .serve_with_incoming_shutdown(

@@ -1,7 +1,8 @@
 //! [`Guarded`] wraps a service and checks every RPC against its [`Rule`] before the service runs.
 //!
 //! The rules are the tables below, one line per RPC: method, the scopes it accepts, and the
-//! request field that names the account (`global` for an RPC that touches no account). The
+//! request field that names the account (`global` for an RPC that touches no account;
+//! `account_or_parent` for the roll-up by parent, whose accounts the service checks). The
 //! generated service traits make a new RPC a compile error here until its line is added, so no
 //! RPC can be served without a rule.
 
@@ -47,9 +48,24 @@ macro_rules! account_of {
     ($request:expr, global) => {
         None
     };
+    // The account named; none for a roll-up by parent (`account_id` empty), whose accounts the
+    // service checks one by one against the caller's `AccountAccess`.
+    ($request:expr, account_or_parent) => {
+        Some($request.get_ref().account_id.as_str()).filter(|a| !a.is_empty())
+    };
     ($request:expr, $field:ident) => {
         Some($request.get_ref().$field.as_str())
     };
+}
+
+/// What else the service learns of the caller: the accounts it may touch, for the RPCs that
+/// reach accounts their request does not name.
+macro_rules! grant_access {
+    ($auth:expr, $request:expr, $caller:expr, account_or_parent) => {
+        let access = $auth.access(&$caller);
+        $request.extensions_mut().insert(access);
+    };
+    ($auth:expr, $request:expr, $caller:expr, $account:ident) => {};
 }
 
 macro_rules! guarded {
@@ -75,6 +91,7 @@ macro_rules! guarded {
                         scopes: $scopes,
                     };
                     let caller = self.auth.guard(&request, &RULE, account_of!(request, $account))?;
+                    grant_access!(self.auth, request, caller, $account);
                     request.extensions_mut().insert(caller);
                     self.inner.$method(request).await
                 }
@@ -104,6 +121,10 @@ guarded!(CreditAdmin for AdminService, ADMIN_RULES = "CreditAdmin" {
     set_subject_policy: "SetSubjectPolicy" (SetSubjectPolicyRequest) -> SubjectPolicy, ADMIN, account_id;
     get_subject_policy: "GetSubjectPolicy" (GetSubjectPolicyRequest) -> SubjectPolicy, READ_OR_ADMIN, account_id;
     request_spending_access: "RequestSpendingAccess" (RequestSpendingAccessRequest) -> RequestSpendingAccessResponse, CHARGE_OR_ADMIN, account_id;
+    get_usage: "GetUsage" (GetUsageRequest) -> GetUsageResponse, READ_OR_ADMIN, account_id;
+    get_profit_and_loss: "GetProfitAndLoss" (GetProfitAndLossRequest) -> GetProfitAndLossResponse, READ_OR_ADMIN, account_or_parent;
+    list_ledger_entries: "ListLedgerEntries" (ListLedgerEntriesRequest) -> ListLedgerEntriesResponse, READ_OR_ADMIN, account_id;
+    list_audit_events: "ListAuditEvents" (ListAuditEventsRequest) -> ListAuditEventsResponse, READ_OR_ADMIN, account_id;
 });
 
 #[cfg(test)]

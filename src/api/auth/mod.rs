@@ -53,6 +53,31 @@ impl Caller {
     }
 }
 
+/// The accounts a granted call may touch, for an RPC that reaches accounts its request does not
+/// name: the profit-and-loss roll-up by parent, whose accounts only the ledger knows. The guard
+/// of such an RPC puts it in the request extensions; the service checks every account it reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountAccess {
+    /// Authorization is off.
+    All,
+    /// The token's `accounts` patterns.
+    Only(Vec<AccountPattern>),
+}
+
+impl AccountAccess {
+    pub fn allows(&self, account_id: &str) -> bool {
+        match self {
+            AccountAccess::All => true,
+            AccountAccess::Only(patterns) => patterns.iter().any(|p| p.matches(account_id)),
+        }
+    }
+
+    /// The access of a request that went through the guard of such an RPC.
+    pub fn of<T>(request: &Request<T>) -> Option<&AccountAccess> {
+        request.extensions().get::<AccountAccess>()
+    }
+}
+
 /// Decides every call; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Authorizer {
@@ -93,6 +118,22 @@ impl Authorizer {
                 let entry = check(tokens, request.metadata(), rule, account_id)?;
                 Ok(Caller::Token(Arc::from(entry.name.as_str())))
             }
+        }
+    }
+
+    /// The accounts `caller` (granted by this authorizer) may touch.
+    pub fn access(&self, caller: &Caller) -> AccountAccess {
+        match (&self.tokens, caller) {
+            (Some(tokens), Caller::Token(name)) => AccountAccess::Only(
+                tokens
+                    .entries()
+                    .iter()
+                    .find(|e| e.name.as_str() == &**name)
+                    .map(|e| e.accounts.clone())
+                    .unwrap_or_default(),
+            ),
+            (Some(_), Caller::Open) => AccountAccess::Only(Vec::new()),
+            (None, _) => AccountAccess::All,
         }
     }
 
