@@ -1,9 +1,9 @@
 -- creditd's ledger: the system of record, fed from the Redis shard streams by `creditd reconcile`.
 -- Amounts are micro-credits (bigint, below 2^53); money is in micros of the deployment's currency.
 
--- Every event, once. (account_id, seq) is the event id; `body` is the event's canonical encoding,
--- so that a second delivery of the same event is recognised and a different event under the same
--- id (Redis rolled back behind the ledger) is caught.
+-- Every event, once. (account_id, seq) is the event id; `digest` is the SHA-256 of the event's
+-- canonical encoding, so that a second delivery of the same event is recognised and a different
+-- event under the same id (Redis rolled back behind the ledger) is caught.
 CREATE TABLE ledger_events (
     account_id     text        NOT NULL,
     seq            bigint      NOT NULL CHECK (seq > 0),
@@ -17,12 +17,11 @@ CREATE TABLE ledger_events (
     cost_micros    bigint      NOT NULL DEFAULT 0,
     before         jsonb,
     after          jsonb,
-    body           bytea       NOT NULL,
+    digest         bytea       NOT NULL,
     stream_entry   text        NOT NULL,
     applied_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (account_id, seq)
 );
-CREATE INDEX ledger_events_at ON ledger_events (at);
 CREATE INDEX ledger_events_reservation ON ledger_events (account_id, reservation_id)
     WHERE reservation_id <> '';
 
@@ -40,7 +39,6 @@ CREATE TABLE ledger_entries (
     PRIMARY KEY (account_id, seq, n),
     FOREIGN KEY (account_id, seq) REFERENCES ledger_events (account_id, seq)
 );
-CREATE INDEX ledger_entries_grant ON ledger_entries (account_id, grant_id, bucket);
 
 -- The running balance of every ledger account (the sum of its postings, kept by the reconciler
 -- in the same transaction as the postings).

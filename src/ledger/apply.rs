@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{bail, Context, Result};
 use tokio_postgres::Transaction;
 
-use super::book::{canonical, Booking};
+use super::book::{digest, Booking};
 use super::Ledger;
 use crate::model::Event;
 use crate::store::redis::stream::{Entry, State};
@@ -79,8 +79,34 @@ pub async fn apply(ledger: &Ledger, batch: &[Delivered], max_deliveries: u64) ->
     }
 
     let mut client = ledger.client().await?;
+
+    // Fast path: every entry is new (the rule; a second delivery follows only a crash). The
+    // events' insert says whether that held; if not, start over and look first.
     let tx = client.transaction().await.context("BEGIN")?;
-    let existing = existing_bodies(&tx, &decoded).await?;
+    let mut booking = Booking::default();
+    for item in &decoded {
+        booking.add(
+            &item.events,
+            &item.state,
+            &format!("{}:{}", item.d.stream, item.d.id),
+        );
+    }
+    if insert_events(&tx, &booking).await? == booking.events.len() as u64 {
+        for item in &decoded {
+            out.entries_applied += 1;
+            out.events_applied += item.events.len() as u64;
+            out.ack.push((item.d.stream.clone(), item.d.id.clone()));
+        }
+        let dead = dead_poison(poison, max_deliveries, &mut out);
+        write_rest(&tx, &booking).await?;
+        write_dead_letters(&tx, &dead, &mut out).await?;
+        tx.commit().await.context("COMMIT")?;
+        return Ok(out);
+    }
+    tx.rollback().await.context("ROLLBACK")?;
+
+    let tx = client.transaction().await.context("BEGIN")?;
+    let existing = existing_digests(&tx, &decoded).await?;
 
     let mut booking = Booking::default();
     let mut booked: HashMap<(String, i64), Vec<u8>> = HashMap::new();
@@ -89,7 +115,7 @@ pub async fn apply(ledger: &Ledger, batch: &[Delivered], max_deliveries: u64) ->
         let mut verdict = None;
         for ev in &item.events {
             let key = (ev.account_id.clone(), ev.seq);
-            let body = canonical(ev);
+            let body = digest(ev);
             let this = match existing.get(&key).or_else(|| booked.get(&key)) {
                 None => Verdict::New,
                 Some(b) if *b == body => Verdict::Duplicate,
@@ -113,7 +139,7 @@ pub async fn apply(ledger: &Ledger, batch: &[Delivered], max_deliveries: u64) ->
         match verdict.expect("entries have events") {
             Verdict::New => {
                 for ev in &item.events {
-                    booked.insert((ev.account_id.clone(), ev.seq), canonical(ev));
+                    booked.insert((ev.account_id.clone(), ev.seq), digest(ev));
                 }
                 booking.add(
                     &item.events,
@@ -134,6 +160,26 @@ pub async fn apply(ledger: &Ledger, batch: &[Delivered], max_deliveries: u64) ->
             }
         }
     }
+    dead.extend(dead_poison(poison, max_deliveries, &mut out));
+
+    if insert_events(&tx, &booking).await? != booking.events.len() as u64 {
+        // Another replica booked some of these events since we looked: roll back and let the
+        // retry see them as second deliveries (never book a balance twice).
+        bail!(RaceLost);
+    }
+    write_rest(&tx, &booking).await?;
+    write_dead_letters(&tx, &dead, &mut out).await?;
+    tx.commit().await.context("COMMIT")?;
+    Ok(out)
+}
+
+/// Undecodable entries: dead letters once delivered `max_deliveries` times, else left pending.
+fn dead_poison<'a>(
+    poison: Vec<(&'a Delivered, String)>,
+    max_deliveries: u64,
+    out: &mut Outcome,
+) -> Vec<(&'a Delivered, String)> {
+    let mut dead = Vec::new();
     for (d, reason) in poison {
         if d.deliveries >= max_deliveries {
             dead.push((d, format!("undecodable: {reason}")));
@@ -142,19 +188,24 @@ pub async fn apply(ledger: &Ledger, batch: &[Delivered], max_deliveries: u64) ->
             out.left_pending += 1;
         }
     }
+    dead
+}
 
-    write_booking(&tx, &booking).await?;
-    for (d, reason) in &dead {
-        write_dead_letter(&tx, d, reason).await?;
+async fn write_dead_letters(
+    tx: &Transaction<'_>,
+    dead: &[(&Delivered, String)],
+    out: &mut Outcome,
+) -> Result<()> {
+    for (d, reason) in dead {
+        write_dead_letter(tx, d, reason).await?;
         out.dead_letters += 1;
         out.ack.push((d.stream.clone(), d.id.clone()));
     }
-    tx.commit().await.context("COMMIT")?;
-    Ok(out)
+    Ok(())
 }
 
-/// The stored bodies of the batch's events that the ledger already holds.
-async fn existing_bodies(
+/// The stored digests of the batch's events that the ledger already holds.
+async fn existing_digests(
     tx: &Transaction<'_>,
     decoded: &[Decoded<'_>],
 ) -> Result<HashMap<(String, i64), Vec<u8>>> {
@@ -167,7 +218,7 @@ async fn existing_bodies(
     }
     let rows = tx
         .query(
-            "SELECT e.account_id, e.seq, e.body FROM ledger_events e \
+            "SELECT e.account_id, e.seq, e.digest FROM ledger_events e \
              JOIN unnest($1::text[], $2::int8[]) AS t(a, s) ON e.account_id = t.a AND e.seq = t.s",
             &[&accounts, &seqs],
         )
@@ -179,48 +230,49 @@ async fn existing_bodies(
         .collect())
 }
 
-async fn write_booking(tx: &Transaction<'_>, b: &Booking) -> Result<()> {
+/// Inserts the events; returns how many were new (fewer than given: some were booked already).
+async fn insert_events(tx: &Transaction<'_>, b: &Booking) -> Result<u64> {
     if b.events.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let ev = &b.events;
-    let inserted = tx
-        .execute(
-            "INSERT INTO ledger_events (account_id, seq, kind, at, reservation_id, subject_id, \
-             labels, detail, actor, cost_micros, before, after, body, stream_entry) \
+    tx.execute(
+        "INSERT INTO ledger_events (account_id, seq, kind, at, reservation_id, subject_id, \
+             labels, detail, actor, cost_micros, before, after, digest, stream_entry) \
              SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::timestamptz[], \
              $5::text[], $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::int8[], \
              $11::jsonb[], $12::jsonb[], $13::bytea[], $14::text[]) \
              ON CONFLICT DO NOTHING",
-            &[
-                &ev.iter().map(|e| e.account_id.as_str()).collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.seq).collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.at).collect::<Vec<_>>(),
-                &ev.iter()
-                    .map(|e| e.reservation_id.as_str())
-                    .collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.subject_id.as_str()).collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.labels.clone()).collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.cost).collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.before.clone()).collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.after.clone()).collect::<Vec<_>>(),
-                &ev.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>(),
-                &ev.iter()
-                    .map(|e| e.stream_entry.as_str())
-                    .collect::<Vec<_>>(),
-            ],
-        )
-        .await
-        .context("inserting events")?;
-    if inserted != ev.len() as u64 {
-        // Another replica booked some of these events since we looked: roll back and let the
-        // retry see them as second deliveries (never book a balance twice).
-        bail!(RaceLost);
-    }
+        &[
+            &ev.iter().map(|e| e.account_id.as_str()).collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.at).collect::<Vec<_>>(),
+            &ev.iter()
+                .map(|e| e.reservation_id.as_str())
+                .collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.subject_id.as_str()).collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.labels.clone()).collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.cost).collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.before.clone()).collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.after.clone()).collect::<Vec<_>>(),
+            &ev.iter().map(|e| e.digest.as_slice()).collect::<Vec<_>>(),
+            &ev.iter()
+                .map(|e| e.stream_entry.as_str())
+                .collect::<Vec<_>>(),
+        ],
+    )
+    .await
+    .context("inserting events")
+}
 
+/// Everything but the events: postings, charges by SKU, grants, heads, balances, records.
+async fn write_rest(tx: &Transaction<'_>, b: &Booking) -> Result<()> {
+    if b.events.is_empty() {
+        return Ok(());
+    }
     let p = &b.postings;
     tx.execute(
         "INSERT INTO ledger_entries (account_id, seq, n, grant_id, bucket, amount_micros) \

@@ -33,9 +33,12 @@ pub struct BenchLedgerArgs {
     /// Accounts the pairs are spread over.
     #[arg(long, default_value_t = 64)]
     pub accounts: usize,
-    /// Most entries per ledger transaction.
+    /// Most entries per read of the streams.
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
+    /// Ledger transactions booking one read at once.
+    #[arg(long, default_value_t = 2)]
+    pub parallelism: usize,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -52,13 +55,14 @@ pub struct BenchLedgerReport {
     pub reconcile_events: u64,
     pub reconcile_events_per_s: f64,
     pub batch_size: usize,
+    pub parallelism: usize,
     /// Reconciler events/s over hot-path events/s (above 1: it keeps up).
     pub ratio: f64,
     pub errors: u64,
 }
 
 pub async fn run(args: BenchLedgerArgs) -> Result<BenchLedgerReport> {
-    let ledger = Ledger::connect(&args.db.database_url, 4)?;
+    let ledger = Ledger::connect(&args.db.database_url, args.parallelism.max(1) + 1)?;
     ledger.migrate().await?;
     let store = Arc::new(
         RedisStore::new(&args.redis.redis_url, args.redis.shards, ClockMode::System)
@@ -66,11 +70,15 @@ pub async fn run(args: BenchLedgerArgs) -> Result<BenchLedgerReport> {
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     // The group must exist before the load, so that the second phase books all of it.
-    let mut conn = store.connection().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut conn = store
+        .connection()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     super::reconciler::ensure_groups(&mut conn, args.redis.shards).await?;
     // Book what is already there, so the second phase measures only this run's events.
     let mut cfg = Config::new(&args.redis.redis_url, args.redis.shards);
     cfg.batch_size = args.batch_size.max(1);
+    cfg.parallelism = args.parallelism.max(1);
     cfg.drift_interval = None;
     Reconciler::new(cfg.clone(), ledger.clone())
         .await?
@@ -118,8 +126,12 @@ pub async fn run(args: BenchLedgerArgs) -> Result<BenchLedgerReport> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (store, next, errors, accounts) =
-            (store.clone(), next.clone(), errors.clone(), accounts.clone());
+        let (store, next, errors, accounts) = (
+            store.clone(),
+            next.clone(),
+            errors.clone(),
+            accounts.clone(),
+        );
         let pairs = args.pairs;
         tasks.push(tokio::spawn(async move {
             loop {
@@ -160,6 +172,7 @@ pub async fn run(args: BenchLedgerArgs) -> Result<BenchLedgerReport> {
         reconcile_events: totals.events,
         reconcile_events_per_s: booked,
         batch_size: args.batch_size,
+        parallelism: args.parallelism,
         ratio: booked / hot_events,
         errors: errors.load(Ordering::Relaxed),
     })

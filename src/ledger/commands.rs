@@ -71,6 +71,10 @@ pub struct ReconcileTuning {
     /// Deliveries after which an entry that cannot be booked goes to the dead letters.
     #[arg(long, env = "CREDITD_RECONCILE_MAX_DELIVERIES", default_value_t = 5)]
     pub max_deliveries: u64,
+    /// Transactions booking one batch at once, each for a share of the shards (Postgres uses a
+    /// core per transaction).
+    #[arg(long, env = "CREDITD_RECONCILE_PARALLELISM", default_value_t = 2)]
+    pub parallelism: usize,
     /// Seconds between drift checks of every account (the drifting-accounts gauge); 0: never.
     #[arg(long, env = "CREDITD_DRIFT_CHECK_SECONDS", default_value_t = 300)]
     pub drift_check_seconds: u64,
@@ -85,6 +89,7 @@ impl ReconcileTuning {
         cfg.batch_size = self.batch_size.max(1);
         cfg.claim_idle = Duration::from_millis(self.claim_idle_ms);
         cfg.max_deliveries = self.max_deliveries.max(1);
+        cfg.parallelism = self.parallelism.max(1);
         cfg.drift_interval =
             (self.drift_check_seconds > 0).then(|| Duration::from_secs(self.drift_check_seconds));
         if let Some(c) = &self.consumer {
@@ -147,7 +152,7 @@ pub async fn migrate(args: MigrateArgs) -> Result<()> {
 }
 
 pub async fn reconcile(args: ReconcileArgs) -> Result<()> {
-    let ledger = Ledger::connect(&args.db.database_url, 4)?;
+    let ledger = Ledger::connect(&args.db.database_url, args.tuning.parallelism.max(1) + 1)?;
     let cfg = args.tuning.config(&args.redis.redis_url, args.redis.shards);
     let mut r = Reconciler::new(cfg, ledger).await?;
     if args.once {

@@ -58,6 +58,8 @@ pub struct Config {
     pub claim_idle: Duration,
     /// Deliveries after which an entry that cannot be booked goes to the dead letters.
     pub max_deliveries: u64,
+    /// Transactions booking one batch at once (each takes a share of the shards).
+    pub parallelism: usize,
     /// How often streams are trimmed and their gauges refreshed.
     pub maintenance_interval: Duration,
     /// How often every account is checked for drift (None: never).
@@ -74,6 +76,7 @@ impl Config {
             block: Duration::from_millis(500),
             claim_idle: Duration::from_secs(30),
             max_deliveries: 5,
+            parallelism: 2,
             maintenance_interval: Duration::from_secs(1),
             drift_interval: Some(Duration::from_secs(300)),
         }
@@ -333,6 +336,9 @@ impl Reconciler {
 
     /// Books a batch, retrying while Postgres is unreachable; then acknowledges. A batch that
     /// fails for a reason of its own is booked entry by entry, so one bad entry holds up nothing.
+    /// Books a batch, its shards split over `parallelism` transactions that run at once (an
+    /// account lives on one shard, so the transactions never touch the same rows); then
+    /// acknowledges what was booked.
     async fn book(
         &mut self,
         batch: Vec<Delivered>,
@@ -342,37 +348,31 @@ impl Reconciler {
             return Ok(Outcome::default());
         }
         let started = Instant::now();
-        let mut backoff = Duration::from_millis(100);
-        let out = loop {
-            match apply(&self.ledger, &batch, self.cfg.max_deliveries).await {
-                Ok(out) => break out,
-                Err(e) if is_transient(&e) => {
-                    metrics::counter!(ERRORS, "kind" => "postgres").increment(1);
-                    if *stop.borrow() {
-                        // Leave the batch pending: another replica, or the next start, books it.
-                        return Ok(Outcome::default());
-                    }
-                    tracing::warn!("ledger unavailable ({e:#}); retrying the batch in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(e) if batch.len() > 1 => {
-                    tracing::warn!("batch refused ({e:#}); booking its entries one by one");
-                    let mut total = Outcome::default();
-                    for one in batch.chunks(1) {
-                        match Box::pin(self.book(one.to_vec(), stop)).await {
-                            Ok(o) => merge(&mut total, o),
-                            Err(e) => {
-                                metrics::counter!(ERRORS, "kind" => "entry").increment(1);
-                                tracing::warn!(id = %one[0].id, "entry left pending: {e:#}");
-                            }
-                        }
-                    }
-                    return Ok(total);
-                }
-                Err(e) => return Err(e),
+        let k = self.cfg.parallelism.max(1);
+        let mut groups: Vec<Vec<Delivered>> = vec![Vec::new(); k];
+        for d in batch {
+            let shard = self
+                .streams
+                .iter()
+                .position(|s| *s == d.stream)
+                .unwrap_or(0);
+            groups[shard % k].push(d);
+        }
+        let results = futures::future::join_all(
+            groups
+                .iter()
+                .filter(|g| !g.is_empty())
+                .map(|g| book_group(&self.ledger, g, self.cfg.max_deliveries, stop)),
+        )
+        .await;
+        let mut out = Outcome::default();
+        let mut failure = None;
+        for r in results {
+            match r {
+                Ok(o) => merge(&mut out, o),
+                Err(e) => failure = Some(e),
             }
-        };
+        }
         if std::env::var_os(CRASH_BEFORE_ACK_ENV).is_some() && out.entries_applied > 0 {
             eprintln!("{CRASH_BEFORE_ACK_ENV}: exiting between the commit and the acknowledgement");
             std::process::exit(86);
@@ -387,7 +387,10 @@ impl Reconciler {
         for account in &out.conflicts {
             tracing::error!(account = %account, "the stream and the ledger disagree on the account's history: run `creditd check` and `creditd rebuild --account {account}`");
         }
-        Ok(out)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     async fn ack(&mut self, ack: &[(String, String)]) -> Result<()> {
@@ -436,6 +439,48 @@ impl Reconciler {
         match drift::check(&self.ledger, &self.cfg.redis_url, self.cfg.shards).await {
             Ok(report) => metrics::gauge!(DRIFTING_ACCOUNTS).set(report.drifting().count() as f64),
             Err(e) => tracing::warn!("drift check failed: {e:#}"),
+        }
+    }
+}
+
+/// Books one group of entries in one transaction, retrying while Postgres is unreachable. A group
+/// refused for a reason of its own is booked entry by entry, so one bad entry holds up nothing.
+/// Acknowledges nothing.
+async fn book_group(
+    ledger: &Ledger,
+    group: &[Delivered],
+    max_deliveries: u64,
+    stop: &watch::Receiver<bool>,
+) -> Result<Outcome> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match apply(ledger, group, max_deliveries).await {
+            Ok(out) => return Ok(out),
+            Err(e) if is_transient(&e) => {
+                metrics::counter!(ERRORS, "kind" => "postgres").increment(1);
+                if *stop.borrow() {
+                    // Leave the entries pending: another replica, or the next start, books them.
+                    return Ok(Outcome::default());
+                }
+                tracing::warn!("ledger unavailable ({e:#}); retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) if group.len() > 1 => {
+                tracing::warn!("batch refused ({e:#}); booking its entries one by one");
+                let mut total = Outcome::default();
+                for one in group.chunks(1) {
+                    match Box::pin(book_group(ledger, one, max_deliveries, stop)).await {
+                        Ok(o) => merge(&mut total, o),
+                        Err(e) => {
+                            metrics::counter!(ERRORS, "kind" => "entry").increment(1);
+                            tracing::warn!(id = %one[0].id, "entry left pending: {e:#}");
+                        }
+                    }
+                }
+                return Ok(total);
+            }
+            Err(e) => return Err(e),
         }
     }
 }
