@@ -116,6 +116,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CREDITD_RECONCILE", help_heading = "Ledger")]
     pub reconcile: bool,
 
+    /// The in-process reconciler's settings (with --reconcile).
+    #[command(flatten)]
+    pub reconcile_tuning: crate::ledger::commands::ReconcileTuning,
+
     /// Most Postgres connections the reports (GetUsage, GetProfitAndLoss, ListLedgerEntries,
     /// ListAuditEvents) use at once; a pool of its own, apart from the hot path's.
     #[arg(
@@ -148,6 +152,7 @@ impl Default for ServeArgs {
             tls_client_ca: None,
             database_url: None,
             reconcile: false,
+            reconcile_tuning: crate::ledger::commands::ReconcileTuning::default(),
             report_connections: 4,
         }
     }
@@ -286,6 +291,7 @@ impl fmt::Debug for ServeArgs {
             .field("tls_client_ca", &self.tls_client_ca)
             .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
             .field("reconcile", &self.reconcile)
+            .field("reconcile_tuning", &self.reconcile_tuning)
             .field("report_connections", &self.report_connections)
             .finish()
     }

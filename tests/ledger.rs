@@ -393,6 +393,8 @@ async fn serve_with_reconcile_books_the_calls_it_serves_and_exports_stream_metri
             "--database-url",
             &env.pg.url(),
             "--reconcile",
+            "--drift-check-seconds",
+            "1",
             "--shards",
             &shards,
         ],
@@ -439,11 +441,11 @@ async fn serve_with_reconcile_books_the_calls_it_serves_and_exports_stream_metri
         )
         .await;
     assert_eq!(spent, 10 * common::CREDIT);
-    let (code, metrics) = common::eventually(common::WAIT, "stream metrics", || async {
-        server
-            .http_get("/metrics")
-            .await
-            .filter(|(_, body)| body.contains("creditd_stream_length"))
+    let (code, metrics) = common::eventually(common::WAIT, "stream and drift metrics", || async {
+        server.http_get("/metrics").await.filter(|(_, body)| {
+            body.contains("creditd_stream_length")
+                && body.contains("creditd_ledger_drifting_accounts 0")
+        })
     })
     .await;
     assert_eq!(code, 200);

@@ -56,9 +56,10 @@ pub struct ReconcileArgs {
 }
 
 /// Reconciler settings shared by `creditd reconcile` and `creditd serve --reconcile`.
-#[derive(Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Reconciler")]
 pub struct ReconcileTuning {
-    /// Most stream entries booked per Postgres transaction.
+    /// Most stream entries read at once (booked in --parallelism transactions).
     #[arg(long, env = "CREDITD_RECONCILE_BATCH", default_value_t = 1000)]
     pub batch_size: usize,
     /// Milliseconds an entry stays unacknowledged before another reconciler takes it over.
@@ -81,6 +82,19 @@ pub struct ReconcileTuning {
     /// This replica's consumer name in the group (default: host, pid and a random suffix).
     #[arg(long, env = "CREDITD_RECONCILE_CONSUMER")]
     pub consumer: Option<String>,
+}
+
+impl Default for ReconcileTuning {
+    fn default() -> Self {
+        ReconcileTuning {
+            batch_size: 1000,
+            claim_idle_ms: 30_000,
+            max_deliveries: 5,
+            parallelism: 2,
+            drift_check_seconds: 300,
+            consumer: None,
+        }
+    }
 }
 
 impl ReconcileTuning {

@@ -240,8 +240,9 @@ async fn start_reconciler(
     else {
         return Ok(None);
     };
-    let ledger = crate::ledger::Ledger::connect(db, 4)?;
-    let cfg = crate::ledger::reconciler::Config::new(redis_url, args.shards);
+    let tuning = &args.reconcile_tuning;
+    let ledger = crate::ledger::Ledger::connect(db, tuning.parallelism.max(1) + 1)?;
+    let cfg = tuning.config(redis_url, args.shards);
     let mut r = crate::ledger::reconciler::Reconciler::new(cfg, ledger).await?;
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(async move { r.run(rx).await });
