@@ -34,7 +34,7 @@ pub struct BenchLedgerArgs {
     #[arg(long, default_value_t = 64)]
     pub accounts: usize,
     /// Most entries per read of the streams.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 2000)]
     pub batch_size: usize,
     /// Ledger transactions booking one read at once.
     #[arg(long, default_value_t = 2)]

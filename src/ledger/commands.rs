@@ -60,7 +60,7 @@ pub struct ReconcileArgs {
 #[command(next_help_heading = "Reconciler")]
 pub struct ReconcileTuning {
     /// Most stream entries read at once (booked in --parallelism transactions).
-    #[arg(long, env = "CREDITD_RECONCILE_BATCH", default_value_t = 1000)]
+    #[arg(long, env = "CREDITD_RECONCILE_BATCH", default_value_t = 2000)]
     pub batch_size: usize,
     /// Milliseconds an entry stays unacknowledged before another reconciler takes it over.
     #[arg(
@@ -87,7 +87,7 @@ pub struct ReconcileTuning {
 impl Default for ReconcileTuning {
     fn default() -> Self {
         ReconcileTuning {
-            batch_size: 1000,
+            batch_size: 2000,
             claim_idle_ms: 30_000,
             max_deliveries: 5,
             parallelism: 2,

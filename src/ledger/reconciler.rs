@@ -72,7 +72,7 @@ impl Config {
             redis_url: redis_url.to_string(),
             shards,
             consumer: default_consumer_name(),
-            batch_size: 1000,
+            batch_size: 2000,
             block: Duration::from_millis(500),
             claim_idle: Duration::from_secs(30),
             max_deliveries: 5,
@@ -183,10 +183,15 @@ impl Reconciler {
         let mut last_maintenance = Instant::now() - self.cfg.maintenance_interval;
         let mut last_drift = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        // The batch being booked while the next one is read (at most one: memory stays bounded).
+        let mut inflight: Option<InFlight> = None;
         while !*stop.borrow() {
             let view = stop.clone();
             let step = async {
                 if last_maintenance.elapsed() >= self.cfg.maintenance_interval {
+                    if let Some(b) = inflight.take() {
+                        self.finish_booking(b).await?;
+                    }
                     self.claim_idle(&view).await?;
                     self.maintain().await?;
                     last_maintenance = Instant::now();
@@ -197,8 +202,17 @@ impl Reconciler {
                         self.refresh_drift_gauge().await;
                     }
                 }
-                let batch = self.read_new().await?;
-                self.book(batch, &view).await?;
+                let batch = if inflight.is_some() {
+                    self.read_new_nonblocking().await?
+                } else {
+                    self.read_new().await?
+                };
+                if let Some(b) = inflight.take() {
+                    self.finish_booking(b).await?;
+                }
+                if !batch.is_empty() {
+                    inflight = Some(self.start_booking(batch, &view));
+                }
                 anyhow::Ok(())
             };
             tokio::select! {
@@ -218,24 +232,37 @@ impl Reconciler {
                 _ = stop.changed() => {}
             }
         }
+        if let Some(b) = inflight.take() {
+            if let Err(e) = self.finish_booking(b).await {
+                tracing::warn!(
+                    "the last batch was not acknowledged ({e:#}); it will be delivered again"
+                );
+            }
+        }
         tracing::info!("reconciler stopped");
         Ok(())
     }
 
-    /// Reads and books until no stream has anything new or pending (for tests and `--once`).
+    /// Reads and books until no stream has anything new or pending (for tests and `--once`),
+    /// reading the next batch while the previous one is booked.
     pub async fn drain(&mut self) -> Result<Totals> {
         let (_tx, stop) = watch::channel(false);
         let mut totals = Totals::default();
+        let mut inflight: Option<InFlight> = None;
         loop {
-            let claimed = self.claim_idle(&stop).await?;
-            totals.add(&claimed);
+            if inflight.is_none() {
+                let claimed = self.claim_idle(&stop).await?;
+                totals.add(&claimed);
+            }
             let batch = self.read_new_nonblocking().await?;
+            if let Some(b) = inflight.take() {
+                totals.add(&self.finish_booking(b).await?);
+            }
             if batch.is_empty() {
                 self.maintain().await?;
                 return Ok(totals);
             }
-            let out = self.book(batch, &stop).await?;
-            totals.add(&out);
+            inflight = Some(self.start_booking(batch, &stop));
         }
     }
 
@@ -347,6 +374,13 @@ impl Reconciler {
         if batch.is_empty() {
             return Ok(Outcome::default());
         }
+        let inflight = self.start_booking(batch, stop);
+        self.finish_booking(inflight).await
+    }
+
+    /// Starts booking a batch in a task of its own (decoding and Postgres work go on while the
+    /// caller reads the next batch).
+    fn start_booking(&self, batch: Vec<Delivered>, stop: &watch::Receiver<bool>) -> InFlight {
         let started = Instant::now();
         let k = self.cfg.parallelism.max(1);
         let mut groups: Vec<Vec<Delivered>> = vec![Vec::new(); k];
@@ -358,21 +392,32 @@ impl Reconciler {
                 .unwrap_or(0);
             groups[shard % k].push(d);
         }
-        let results = futures::future::join_all(
-            groups
-                .iter()
-                .filter(|g| !g.is_empty())
-                .map(|g| book_group(&self.ledger, g, self.cfg.max_deliveries, stop)),
-        )
-        .await;
-        let mut out = Outcome::default();
-        let mut failure = None;
-        for r in results {
-            match r {
-                Ok(o) => merge(&mut out, o),
-                Err(e) => failure = Some(e),
+        let (ledger, max, stop) = (self.ledger.clone(), self.cfg.max_deliveries, stop.clone());
+        let task = tokio::spawn(async move {
+            let results = futures::future::join_all(
+                groups
+                    .iter()
+                    .filter(|g| !g.is_empty())
+                    .map(|g| book_group(&ledger, g, max, &stop)),
+            )
+            .await;
+            let mut out = Outcome::default();
+            let mut failure = None;
+            for r in results {
+                match r {
+                    Ok(o) => merge(&mut out, o),
+                    Err(e) => failure = Some(e),
+                }
             }
-        }
+            (out, failure)
+        });
+        InFlight { task, started }
+    }
+
+    /// Waits for a booking to commit, then acknowledges what it booked.
+    async fn finish_booking(&mut self, inflight: InFlight) -> Result<Outcome> {
+        let (out, failure) = inflight.task.await.context("the booking task failed")?;
+        let started = inflight.started;
         if std::env::var_os(CRASH_BEFORE_ACK_ENV).is_some() && out.entries_applied > 0 {
             eprintln!("{CRASH_BEFORE_ACK_ENV}: exiting between the commit and the acknowledgement");
             std::process::exit(86);
@@ -483,6 +528,12 @@ async fn book_group(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A batch being booked in its own task.
+struct InFlight {
+    task: tokio::task::JoinHandle<(Outcome, Option<anyhow::Error>)>,
+    started: Instant,
 }
 
 fn merge(total: &mut Outcome, o: Outcome) {
