@@ -7,34 +7,13 @@ mod common;
 use common::ledger::LedgerEnv;
 use common::workload;
 
-/// The invariants of the ledger, each as a query that must find nothing.
+/// The ledger's invariants (balanced postings, balances equal to their postings, gap-free
+/// events), as `creditd check` runs them; the tampering test below shows each query catches a break.
 async fn assert_ledger_invariants(env: &LedgerEnv) {
-    // Every event's postings sum to zero.
-    let unbalanced = env
-        .count(
-            "SELECT count(*) FROM (SELECT account_id, seq FROM ledger_entries \
-             GROUP BY account_id, seq HAVING sum(amount_micros) <> 0) t",
-        )
-        .await;
-    assert_eq!(unbalanced, 0, "events whose postings do not balance");
-    // The running balances are the sums of the postings.
-    let wrong = env
-        .count(
-            "SELECT count(*) FROM ledger_balances b FULL JOIN \
-             (SELECT account_id, grant_id, bucket, sum(amount_micros) AS s FROM ledger_entries \
-              GROUP BY 1, 2, 3) e USING (account_id, grant_id, bucket) \
-             WHERE coalesce(b.balance_micros, 0) <> coalesce(e.s, 0)",
-        )
-        .await;
-    assert_eq!(wrong, 0, "balances that differ from their postings");
-    // Every account's events are 1..max_seq, each once.
-    let gaps = env
-        .count(
-            "SELECT count(*) FROM ledger_heads h WHERE h.applied <> h.max_seq OR h.applied <> \
-             (SELECT count(*) FROM ledger_events e WHERE e.account_id = h.account_id)",
-        )
-        .await;
-    assert_eq!(gaps, 0, "accounts with gaps or duplicates");
+    let broken = creditd::ledger::drift::ledger_invariants(&env.ledger)
+        .await
+        .expect("invariant queries");
+    assert!(broken.is_empty(), "{broken:?}");
 }
 
 async fn assert_in_sync(env: &LedgerEnv) {
@@ -243,6 +222,59 @@ async fn entries_of_a_dead_reconciler_are_taken_over_and_the_stream_is_trimmed_o
 }
 
 #[tokio::test]
+async fn consumers_that_hold_nothing_and_stay_silent_are_forgotten() {
+    let env = LedgerEnv::start().await;
+    workload::mixed(env.store(), "acct-a").await;
+    let mut conn = env.store.connection().await.unwrap();
+    creditd::ledger::reconciler::ensure_groups(&mut conn, common::stores::SHARDS)
+        .await
+        .unwrap();
+    let shard = creditd::store::redis::shard_of("acct-a", common::stores::SHARDS);
+    let key = creditd::store::redis::events_key(shard);
+    let group = creditd::ledger::reconciler::GROUP;
+    // One replica that stopped cleanly (nothing pending), one that died holding an entry.
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(&key)
+        .arg(group)
+        .arg("stopped")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg("died")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&key)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut cfg = env.config();
+    cfg.consumer = "survivor".into();
+    cfg.claim_idle = std::time::Duration::from_secs(3600);
+    cfg.consumer_retention = std::time::Duration::ZERO;
+    let mut r = creditd::ledger::reconciler::Reconciler::new(cfg, env.ledger.clone())
+        .await
+        .unwrap();
+    r.drain().await.unwrap();
+    let info: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(&key)
+        .arg(group)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut names: Vec<String> = info.consumers.into_iter().map(|c| c.name).collect();
+    names.sort();
+    // The one holding an entry stays until the entry is taken over; the silent one is gone.
+    assert_eq!(names, vec!["died".to_string(), "survivor".to_string()]);
+}
+
+#[tokio::test]
 async fn an_entry_that_keeps_failing_goes_to_the_dead_letters() {
     let env = LedgerEnv::start().await;
     workload::mixed(env.store(), "acct-a").await;
@@ -302,7 +334,12 @@ async fn a_ledger_that_disagrees_with_redis_is_reported_and_check_exits_1() {
     };
     let out = check();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("2 accounts checked, 0 drifting"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("2 accounts checked, 0 drifting"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ledger invariants hold"), "{stdout}");
 
     env.pg()
         .await
@@ -321,6 +358,26 @@ async fn a_ledger_that_disagrees_with_redis_is_reported_and_check_exits_1() {
         "{stdout}"
     );
     assert!(!stdout.contains("acct-a:"), "{stdout}");
+    // The tampered balance no longer equals the sum of its postings: the ledger's own check says so.
+    assert!(
+        stdout.contains("LEDGER: 1 running balances that differ from the sum of their postings"),
+        "{stdout}"
+    );
+    // A posting that breaks the double entry is caught too.
+    env.pg()
+        .await
+        .execute(
+            "UPDATE ledger_entries SET amount_micros = amount_micros + 1 \
+             WHERE account_id = 'acct-a' AND seq = 3 AND n = 0",
+            &[],
+        )
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check().stdout).to_string();
+    assert!(
+        stdout.contains("LEDGER: 1 events whose postings do not sum to zero"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

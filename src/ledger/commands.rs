@@ -128,6 +128,10 @@ pub struct CheckArgs {
     /// List every account, not only the drifting and lagging ones.
     #[arg(long)]
     pub verbose: bool,
+    /// Skip the ledger's own invariants (balanced postings, balances equal to their postings,
+    /// gap-free events), which scan the whole ledger.
+    #[arg(long)]
+    pub skip_invariants: bool,
 }
 
 #[derive(Clone, clap::Args)]
@@ -225,7 +229,17 @@ pub async fn check(args: CheckArgs) -> Result<ExitCode> {
         "{} accounts checked, {drifting} drifting",
         report.accounts.len()
     );
-    Ok(if drifting == 0 {
+    let mut broken = Vec::new();
+    if !args.skip_invariants {
+        broken = super::drift::ledger_invariants(&ledger).await?;
+        for b in &broken {
+            println!("LEDGER: {b}");
+        }
+        if broken.is_empty() {
+            println!("ledger invariants hold");
+        }
+    }
+    Ok(if drifting == 0 && broken.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

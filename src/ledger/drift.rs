@@ -295,6 +295,45 @@ pub async fn check_accounts(
     }
 }
 
+/// The ledger's own invariants, each a query that must find nothing: every event's postings sum to
+/// zero, every running balance is the sum of its postings, and every account's events are
+/// 1..max_seq, each once. Returns what is wrong (empty: nothing). Scans the whole ledger.
+pub async fn ledger_invariants(ledger: &Ledger) -> Result<Vec<String>> {
+    let client = ledger.client().await?;
+    let checks = [
+        (
+            "events whose postings do not sum to zero",
+            "SELECT count(*) FROM (SELECT account_id, seq FROM ledger_entries \
+             GROUP BY account_id, seq HAVING sum(amount_micros) <> 0) t",
+        ),
+        (
+            "running balances that differ from the sum of their postings",
+            "SELECT count(*) FROM ledger_balances b FULL JOIN \
+             (SELECT account_id, grant_id, bucket, sum(amount_micros) AS s FROM ledger_entries \
+              GROUP BY 1, 2, 3) e USING (account_id, grant_id, bucket) \
+             WHERE coalesce(b.balance_micros, 0) <> coalesce(e.s, 0)",
+        ),
+        (
+            "accounts whose head disagrees with their events",
+            "SELECT count(*) FROM ledger_heads h LEFT JOIN \
+             (SELECT account_id, count(*) AS n, max(seq) AS m FROM ledger_events GROUP BY 1) e \
+             USING (account_id) WHERE h.applied <> coalesce(e.n, 0) OR h.max_seq <> coalesce(e.m, 0)",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (what, sql) in checks {
+        let n: i64 = client
+            .query_one(sql, &[])
+            .await
+            .with_context(|| format!("checking {what}"))?
+            .get(0);
+        if n != 0 {
+            out.push(format!("{n} {what}"));
+        }
+    }
+    Ok(out)
+}
+
 /// Checks every account once, without waiting for lag (the reconciler's periodic gauge).
 pub async fn check(ledger: &Ledger, redis_url: &str, shards: u32) -> Result<Report> {
     check_accounts(ledger, redis_url, shards, None, Duration::ZERO).await

@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use redis::aio::ConnectionManager;
 
 use super::drift::{differences, ledger_accounts};
+use super::reconciler::unbooked_seq;
 use super::redis_state::{account_of, from_ledger};
 use super::Ledger;
 use crate::store::redis::restore::{self, LoadMode};
@@ -150,8 +151,11 @@ pub async fn rebuild_account(
             let Some(head) = head.get(account_id) else {
                 bail!("the ledger has no account {account_id}");
             };
-            let caught_up =
-                head.applied == head.max_seq && redis_seq.is_none_or(|s| head.max_seq >= s);
+            // Redis's own number, or (when Redis lost the account) what its stream still holds.
+            let unbooked = unbooked_seq(conn, &keys.events, account_id).await?;
+            let caught_up = head.applied == head.max_seq
+                && redis_seq.is_none_or(|s| head.max_seq >= s)
+                && unbooked.is_none_or(|s| head.max_seq >= s);
             if caught_up {
                 break;
             }
@@ -222,6 +226,16 @@ pub async fn load_if_absent(
         return Ok(false);
     };
     let keys = AccountKeys::new(account_id, shards);
+    // Events of the account still waiting in its stream: the ledger's state is older than what
+    // Redis had, and loading it would lose them. Fail closed until the reconciler booked them.
+    if let Some(pending) = unbooked_seq(conn, &keys.events, account_id).await? {
+        if pending > seq {
+            bail!(
+                "the ledger holds {account_id} up to #{seq} and its stream up to #{pending}: \
+                 waiting for the reconciler"
+            );
+        }
+    }
     let written = restore::load(conn, &keys, account_id, LoadMode::Absent, &state).await?;
     if written {
         tracing::warn!(

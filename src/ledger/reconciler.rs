@@ -64,6 +64,9 @@ pub struct Config {
     pub maintenance_interval: Duration,
     /// How often every account is checked for drift (None: never).
     pub drift_interval: Option<Duration>,
+    /// How long a consumer with nothing pending may stay silent before it is removed from the
+    /// group (replicas that stopped or died leave their names behind).
+    pub consumer_retention: Duration,
 }
 
 impl Config {
@@ -79,6 +82,7 @@ impl Config {
             parallelism: 2,
             maintenance_interval: Duration::from_secs(1),
             drift_interval: Some(Duration::from_secs(300)),
+            consumer_retention: Duration::from_secs(3600),
         }
     }
 }
@@ -104,6 +108,7 @@ pub struct Reconciler {
     /// For acknowledgements, claims, trimming and gauges.
     conn: ConnectionManager,
     streams: Vec<String>,
+    last_cleanup: Option<Instant>,
 }
 
 /// What one pass did, for tests and logs.
@@ -148,6 +153,7 @@ impl Reconciler {
             reader,
             conn,
             streams,
+            last_cleanup: None,
         };
         r.ensure_groups().await?;
         r.check_schema().await?;
@@ -477,6 +483,44 @@ impl Reconciler {
                 .set(status.undelivered as f64);
             metrics::gauge!(STREAM_OLDEST_AGE, "shard" => shard).set(status.oldest_age_seconds);
         }
+        if self
+            .last_cleanup
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            self.last_cleanup = Some(Instant::now());
+            self.forget_idle_consumers().await?;
+        }
+        Ok(())
+    }
+
+    /// Removes consumers that hold nothing and were silent for `consumer_retention`.
+    async fn forget_idle_consumers(&mut self) -> Result<()> {
+        for key in self.streams.clone() {
+            let info: redis::RedisResult<redis::streams::StreamInfoConsumersReply> =
+                redis::cmd("XINFO")
+                    .arg("CONSUMERS")
+                    .arg(&key)
+                    .arg(GROUP)
+                    .query_async(&mut self.conn)
+                    .await;
+            let Ok(info) = info else { continue };
+            for c in info.consumers {
+                if c.pending == 0
+                    && c.idle as u128 >= self.cfg.consumer_retention.as_millis()
+                    && c.name != self.cfg.consumer
+                {
+                    let _: i64 = redis::cmd("XGROUP")
+                        .arg("DELCONSUMER")
+                        .arg(&key)
+                        .arg(GROUP)
+                        .arg(&c.name)
+                        .query_async(&mut self.conn)
+                        .await
+                        .context("XGROUP DELCONSUMER")?;
+                    tracing::info!(stream = %key, consumer = %c.name, "removed an idle consumer");
+                }
+            }
+        }
         Ok(())
     }
 
@@ -669,6 +713,40 @@ pub async fn stream_status(conn: &mut ConnectionManager, key: &str) -> Result<St
             .unwrap_or(0.0),
         keep_from: Some(keep_from),
     })
+}
+
+/// The highest sequence number of `account_id`'s entries that the ledger may not hold yet: those
+/// at or after the group's oldest unacknowledged or undelivered entry (the whole stream when the
+/// group does not exist). None when there are none. Costs a read of the stream's unbooked tail.
+pub async fn unbooked_seq(
+    conn: &mut ConnectionManager,
+    key: &str,
+    account_id: &str,
+) -> Result<Option<i64>> {
+    let status = stream_status(conn, key).await?;
+    let mut start = status.keep_from.unwrap_or_else(|| "-".to_string());
+    let mut highest = None;
+    loop {
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .context("XRANGE")?;
+        let Some(last) = reply.ids.last() else {
+            return Ok(highest);
+        };
+        for id in &reply.ids {
+            if id.get::<String>("account").as_deref() == Some(account_id) {
+                let seq = id.get::<String>("seq").and_then(|s| s.parse::<i64>().ok());
+                highest = highest.max(seq);
+            }
+        }
+        start = next_id(&last.id);
+    }
 }
 
 fn parse_id(id: &str) -> (u64, u64) {
