@@ -4,21 +4,33 @@
 //! field), and so must the balance, `list_grants` and every reservation of the case; at the end
 //! of each case, so must the account's events.
 //!
+//! Then the ledger: a reconciler books the case into a private PostgreSQL, `check` must find the
+//! account in sync (same sequence number, same balances grant by grant), and after a rebuild of the
+//! account from the ledger the model must still agree with Redis on everything above. At the end,
+//! the ledger's invariants must hold.
+//!
 //! 1,000 cases of up to 25 operations by default (CI runs 2,000). Run more with e.g.
 //! `PROPTEST_CASES=5000 cargo test --test model_vs_redis`.
 
 mod common;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use common::postgres::PostgresServer;
 use common::redis_server::RedisServer;
 use common::requests::*;
 use common::stores::SHARDS;
 use common::{CREDIT, DAY, SECOND, T0};
 use creditd::error::Error;
+use creditd::ledger::drift::{check_accounts, ledger_invariants, Status};
+use creditd::ledger::rebuild::{rebuild_account, Options};
+use creditd::ledger::reconciler::Reconciler;
+use creditd::ledger::Ledger;
 use creditd::model::*;
 use creditd::store::memory::MemoryStore;
 use creditd::store::redis::RedisStore;
@@ -693,7 +705,22 @@ fn fail(e: Error) -> TestCaseError {
     TestCaseError::fail(format!("{e:?}"))
 }
 
-async fn run_case(url: &str, base: i64, n: u64, case: &Case) -> Result<(), TestCaseError> {
+fn fail_any(e: anyhow::Error) -> TestCaseError {
+    TestCaseError::fail(format!("{e:#}"))
+}
+
+struct Books<'a> {
+    ledger: &'a Ledger,
+    reconciler: &'a RefCell<Reconciler>,
+}
+
+async fn run_case(
+    url: &str,
+    books: &Books<'_>,
+    base: i64,
+    n: u64,
+    case: &Case,
+) -> Result<(), TestCaseError> {
     let model = Arc::new(MemoryStore::new(ClockMode::Manual(base)));
     let redis = Arc::new(
         RedisStore::new(url, SHARDS, ClockMode::Manual(base))
@@ -748,7 +775,35 @@ async fn run_case(url: &str, base: i64, n: u64, case: &Case) -> Result<(), TestC
         "events",
         Ok(pair.model.events(a)),
         pair.redis.events(a).await,
-    )
+    )?;
+
+    // The ledger books them and agrees with Redis; Redis rebuilt from the ledger agrees with the
+    // model on everything compared above.
+    books
+        .reconciler
+        .borrow_mut()
+        .drain()
+        .await
+        .map_err(fail_any)?;
+    let only = [pair.account.clone()];
+    let report = check_accounts(books.ledger, url, SHARDS, Some(&only), Duration::ZERO)
+        .await
+        .map_err(fail_any)?;
+    if report.accounts.get(a) != Some(&Status::InSync) {
+        return Err(TestCaseError::fail(format!(
+            "ledger and Redis differ: {:?}",
+            report.accounts.get(a)
+        )));
+    }
+    let mut conn = pair.redis.connection().await.map_err(fail)?;
+    let opts = Options {
+        wait: Duration::from_secs(5),
+        force: false,
+    };
+    rebuild_account(books.ledger, &mut conn, SHARDS, a, &opts)
+        .await
+        .map_err(fail_any)?;
+    pair.compare_state(case.ops.len()).await
 }
 
 fn cases() -> u32 {
@@ -762,10 +817,23 @@ fn cases() -> u32 {
 fn model_and_redis_agree_on_random_operation_sequences() {
     let redis = RedisServer::start();
     let url = redis.url();
+    let pg = PostgresServer::start();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let ledger = Ledger::connect(&pg.url(), 3).expect("ledger pool");
+    rt.block_on(ledger.migrate()).expect("migrate");
+    let mut cfg = creditd::ledger::reconciler::Config::new(&url, SHARDS);
+    cfg.drift_interval = None;
+    let reconciler = RefCell::new(
+        rt.block_on(Reconciler::new(cfg, ledger.clone()))
+            .expect("reconciler"),
+    );
+    let books = Books {
+        ledger: &ledger,
+        reconciler: &reconciler,
+    };
     let config = Config {
         cases: cases(),
         failure_persistence: None,
@@ -777,10 +845,15 @@ fn model_and_redis_agree_on_random_operation_sequences() {
     let result = runner.run(&case(), |case| {
         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
         let base = T0 + n as i64 * CASE_SPACING;
-        rt.block_on(run_case(&url, base, n, &case))
+        rt.block_on(run_case(&url, &books, base, n, &case))
     });
     match result {
-        Ok(()) => {}
+        Ok(()) => {
+            let broken = rt
+                .block_on(ledger_invariants(&ledger))
+                .expect("invariant queries");
+            assert!(broken.is_empty(), "ledger invariants: {broken:?}");
+        }
         Err(TestError::Fail(why, case)) => {
             panic!("model and Redis disagree: {why}\nminimal case: {case:#?}")
         }
