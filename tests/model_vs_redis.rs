@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -711,7 +710,7 @@ fn fail_any(e: anyhow::Error) -> TestCaseError {
 
 struct Books<'a> {
     ledger: &'a Ledger,
-    reconciler: &'a RefCell<Reconciler>,
+    reconciler: &'a tokio::sync::Mutex<Reconciler>,
 }
 
 async fn run_case(
@@ -781,7 +780,8 @@ async fn run_case(
     // model on everything compared above.
     books
         .reconciler
-        .borrow_mut()
+        .lock()
+        .await
         .drain()
         .await
         .map_err(fail_any)?;
@@ -826,7 +826,7 @@ fn model_and_redis_agree_on_random_operation_sequences() {
     rt.block_on(ledger.migrate()).expect("migrate");
     let mut cfg = creditd::ledger::reconciler::Config::new(&url, SHARDS);
     cfg.drift_interval = None;
-    let reconciler = RefCell::new(
+    let reconciler = tokio::sync::Mutex::new(
         rt.block_on(Reconciler::new(cfg, ledger.clone()))
             .expect("reconciler"),
     );
