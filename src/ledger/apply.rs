@@ -64,7 +64,7 @@ pub async fn apply(ledger: &Ledger, batch: &[Delivered], max_deliveries: u64) ->
         if !seen.insert((&d.stream, &d.id)) {
             continue;
         }
-        let parsed = d.entry.clone().and_then(|e| {
+        let parsed = d.entry.as_ref().map_err(Clone::clone).and_then(|e| {
             let events = e.events().map_err(|e| e.to_string())?;
             let state = e.state().map_err(|e| e.to_string())?;
             if events.iter().any(|ev| ev.account_id != e.account_id) || events.is_empty() {

@@ -4,6 +4,7 @@
 //!   SKU, grant terms, account heads and the records a rebuild writes back.
 //! - [`apply`]: one batch of entries in one transaction, idempotent per event id.
 //! - [`reconciler`]: the consumer-group loop over the shard streams (`creditd reconcile`).
+//! - [`streams`]: the consumer group, stream status (pending, undelivered, trim point).
 //! - [`drift`]: Redis against the ledger, account by account (`creditd check`).
 //! - [`rebuild`]: Redis from the ledger (`creditd rebuild`, and accounts missing from Redis).
 //! - [`bench`]: the reconciler's booking rate against the hot path's event rate.
@@ -17,6 +18,7 @@ pub mod rebuild;
 pub mod reconciler;
 pub mod redis_state;
 pub mod reports;
+pub mod streams;
 
 use anyhow::{Context, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
