@@ -1,56 +1,17 @@
 //! TLS and mTLS end to end, with certificates made in the test by rcgen: a call over TLS works;
 //! with mTLS a client without a certificate (or with one from another CA) is refused.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::certs::{Ca, Leaf};
 use creditd::proto::credit_admin_client::CreditAdminClient;
 use creditd::proto::{self};
 use creditd::server::{RunningServer, ServerOptions, TlsSettings};
 use creditd::store::memory::MemoryStore;
 use creditd::store::ClockMode;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-
-/// A CA, and certificates it signs.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A certificate and its private key, in PEM.
-struct Leaf {
-    cert_pem: String,
-    key_pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let key = KeyPair::generate().expect("key");
-        Ca {
-            issuer: CertifiedIssuer::self_signed(params, key).expect("CA"),
-        }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    fn sign(&self, names: &[&str]) -> Leaf {
-        let params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .expect("params");
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.issuer).expect("signed");
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-}
 
 async fn start(tls: TlsSettings) -> RunningServer {
     let store = Arc::new(MemoryStore::new(ClockMode::Manual(1_700_000_000_000)));

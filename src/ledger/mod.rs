@@ -19,6 +19,7 @@ pub mod reconciler;
 pub mod redis_state;
 pub mod reports;
 pub mod streams;
+pub mod tls;
 
 use anyhow::{Context, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -44,19 +45,18 @@ impl std::fmt::Debug for Ledger {
 }
 
 impl Ledger {
-    /// A pool for `url` (`postgres://user:password@host:port/db`). Connections are made on
-    /// demand, so a database that is down at start-up does not stop the caller.
+    /// A pool for `url` (`postgres://user:password@host:port/db`; `?sslmode=require` for TLS,
+    /// see [`tls`]). Connections are made on demand, so a database that is down at start-up does
+    /// not stop the caller.
     pub fn connect(url: &str, max_connections: usize) -> Result<Self> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .with_context(|| "invalid --database-url".to_string())?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let target = tls::parse(url)?;
+        let config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match target.tls {
+            Some(tls) => Manager::from_config(target.config, tls, config),
+            None => Manager::from_config(target.config, NoTls, config),
+        };
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)

@@ -4,6 +4,7 @@
 //! Every test binary compiles this module, and none of them uses all of it.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod creditd;
 pub mod grpc;
 pub mod ledger;

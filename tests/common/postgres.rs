@@ -171,6 +171,33 @@ impl PostgresServer {
         }
     }
 
+    /// Turns TLS on (`ssl = on` with this certificate chain and key, PEM) and restarts. Plain
+    /// connections are still accepted; `pg_stat_ssl` tells which a session uses.
+    pub fn enable_tls(&mut self, cert_pem: &str, key_pem: &str) {
+        let data = self.data_dir();
+        for (name, body) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let path = data.join(name);
+            fs::write(&path, body).expect("write TLS file");
+            let mut perms = fs::metadata(&path).expect("TLS file").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+            fs::set_permissions(&path, perms).expect("chmod TLS file");
+            if self.as_os_user {
+                let status = Command::new("chown")
+                    .arg(format!("{OS_USER}:"))
+                    .arg(&path)
+                    .status()
+                    .expect("run chown");
+                assert!(status.success(), "chown {} failed", path.display());
+            }
+        }
+        let mut conf = OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("open postgresql.conf");
+        std::io::Write::write_all(&mut conf, b"\nssl = on\n").expect("write postgresql.conf");
+        self.restart();
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
