@@ -26,6 +26,8 @@ enum Command {
     Check(creditd::ledger::commands::CheckArgs),
     /// Rebuild accounts in Redis from the ledger (each fails closed meanwhile).
     Rebuild(creditd::ledger::commands::RebuildArgs),
+    /// List the stream entries the reconciler set aside (exit 1 when there are any).
+    DeadLetters(creditd::ledger::commands::DeadLettersArgs),
     /// Benchmark: the reconciler's booking rate against the hot path's event rate, in one run.
     BenchLedger(creditd::ledger::bench::BenchLedgerArgs),
     /// Hash a bearer token for the tokens file, or generate a new one (no server needed).
@@ -58,6 +60,9 @@ async fn main() -> std::process::ExitCode {
         Command::Rebuild(args) => {
             creditd::telemetry::init_tracing();
             exit_code(creditd::ledger::commands::rebuild(args).await)
+        }
+        Command::DeadLetters(args) => {
+            exit_code(creditd::ledger::commands::dead_letters(args).await)
         }
         Command::BenchLedger(args) => {
             let json = args.json;

@@ -363,6 +363,18 @@ async fn a_redis_restored_from_an_older_state_is_detected_and_repaired() {
         .unwrap()
         .get(0);
     assert!(reason.contains("sequence conflict"), "{reason}");
+    let out = Command::new(env!("CARGO_BIN_EXE_creditd"))
+        .args(["dead-letters", "--database-url", &env.pg.url()])
+        .output()
+        .expect("creditd dead-letters");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("acct-a #")
+            && listed.contains("sequence conflict")
+            && listed.contains("1 dead letters"),
+        "{listed}"
+    );
 
     // Repair: the account is rebuilt from the ledger.
     let out = creditd(&env, &["rebuild", "--account", "acct-a"], &[]);

@@ -156,6 +156,67 @@ pub struct RebuildArgs {
     pub force: bool,
 }
 
+#[derive(Clone, clap::Args)]
+pub struct DeadLettersArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Only this account's.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Most to list, newest first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Lists the stream entries the reconciler set aside; exit 1 when there are any.
+pub async fn dead_letters(args: DeadLettersArgs) -> Result<ExitCode> {
+    let ledger = Ledger::connect(&args.db.database_url, 1)?;
+    let client = ledger.client().await?;
+    let rows = client
+        .query(
+            "SELECT stream, entry_id, account_id, seq, reason, deliveries, created_at \
+             FROM ledger_dead_letters WHERE $1::text IS NULL OR account_id = $1 \
+             ORDER BY created_at DESC, stream, entry_id LIMIT $2",
+            &[&args.account, &args.limit.clamp(1, 10_000)],
+        )
+        .await
+        .context("reading the dead letters")?;
+    for r in &rows {
+        let at: std::time::SystemTime = r.get(6);
+        let at = prost_types::Timestamp::from(at).to_string();
+        let (stream, entry, account, seq, reason, deliveries): (
+            String,
+            String,
+            String,
+            i64,
+            String,
+            i32,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        if args.json {
+            let line = serde_json::json!({
+                "stream": stream, "entry_id": entry, "account_id": account, "seq": seq,
+                "reason": reason, "deliveries": deliveries, "at": at,
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{at}  {stream} {entry}  {account} #{seq}  ({deliveries} deliveries)  {reason}"
+            );
+        }
+    }
+    if !args.json {
+        println!("{} dead letters", rows.len());
+    }
+    Ok(if rows.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 pub async fn migrate(args: MigrateArgs) -> Result<()> {
     let ledger = Ledger::connect(&args.db.database_url, 1)?;
     let applied = ledger.migrate().await?;
