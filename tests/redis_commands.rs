@@ -168,7 +168,7 @@ async fn each_hot_path_call_is_one_redis_command_over_at_most_two_connections() 
         );
     }
     assert!(
-        peak >= 1 && peak <= 2,
+        (1..=2).contains(&peak),
         "{peak} connections carried the calls"
     );
 }
