@@ -74,6 +74,12 @@ fn check(report: &serde_json::Value, scenario: &str) {
         _ => assert_eq!(spent, 0, "{report}"),
     }
     assert_eq!(report["server"]["conservation"]["held_micros"], 0);
+    // What Redis counted: one script per call, plus the server's reaper now and then.
+    let per_rpc = num("redis_scripts_per_rpc");
+    assert!((1.0..1.5).contains(&per_rpc), "{report}");
+    assert!(num("redis_clients") >= 1.0, "{report}");
+    let per_call = num("baseline_redis_scripts_per_call");
+    assert!((1.0..1.5).contains(&per_call), "{report}");
 }
 
 #[tokio::test]

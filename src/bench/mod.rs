@@ -3,14 +3,17 @@
 //! report can say what the server adds to the scripts it runs.
 //!
 //! Rooms: [`args`] (the flags), [`scenario`] (what one op is, the bench accounts and their
-//! conservation check), [`load`] (closed and open loops), [`report`] (JSON and text).
+//! conservation check), [`load`] (closed and open loops), [`redis_probe`] (what Redis counted),
+//! [`report`] (JSON and text).
 
 pub mod args;
 pub mod load;
+pub mod redis_probe;
 pub mod report;
 pub mod scenario;
 
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use tonic::transport::Endpoint;
 
 pub use args::{BenchArgs, Scenario};
+use redis_probe::RedisProbe;
 use report::{Phase, Report};
 use scenario::{Backend, Driver};
 
@@ -66,8 +70,18 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         args.commit_micros,
     ));
     server.setup().await?;
-    let stats = phase(&server, &args, duration).await;
-    let server_phase = Phase::new(&stats, server.check_conservation().await?);
+    let mut probe = match &args.redis_url {
+        Some(url) => match RedisProbe::connect(url).await {
+            Ok(probe) => Some(probe),
+            Err(e) => {
+                eprintln!("creditd bench: no Redis figures: {e:#}");
+                None
+            }
+        },
+        None => None,
+    };
+    let (stats, redis) = phase(&server, &args, duration, probe.as_mut()).await;
+    let server_phase = Phase::new(&stats, server.check_conservation().await?, redis);
 
     // Phase 2: the same scripts, straight on Redis.
     let baseline_phase = if args.baseline_redis {
@@ -87,8 +101,12 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
             args.commit_micros,
         ));
         baseline.setup().await?;
-        let stats = phase(&baseline, &args, duration).await;
-        Some(Phase::new(&stats, baseline.check_conservation().await?))
+        let (stats, redis) = phase(&baseline, &args, duration, probe.as_mut()).await;
+        Some(Phase::new(
+            &stats,
+            baseline.check_conservation().await?,
+            redis,
+        ))
     } else {
         None
     };
@@ -108,13 +126,44 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     })
 }
 
-/// Warm-up (discarded), then the measured load.
-async fn phase(driver: &Arc<Driver>, args: &BenchArgs, duration: Duration) -> load::Stats {
+/// Warm-up (discarded), then the measured load; with a probe, what Redis counted meanwhile.
+async fn phase(
+    driver: &Arc<Driver>,
+    args: &BenchArgs,
+    duration: Duration,
+    probe: Option<&mut RedisProbe>,
+) -> (load::Stats, Option<report::RedisFigures>) {
     if args.warmup > 0.0 {
         let warmup = Duration::from_secs_f64(args.warmup);
         load::run(driver.clone(), args.concurrency, warmup, args.rate).await;
     }
-    load::run(driver.clone(), args.concurrency, duration, args.rate).await
+    let Some(probe) = probe else {
+        let stats = load::run(driver.clone(), args.concurrency, duration, args.rate).await;
+        return (stats, None);
+    };
+    let before = probe.script_calls().await;
+    let calls_before = driver.calls.load(Ordering::Relaxed);
+    let stats = load::run(driver.clone(), args.concurrency, duration, args.rate).await;
+    let calls = driver.calls.load(Ordering::Relaxed) - calls_before;
+    let after = probe.script_calls().await;
+    let clients = probe.other_clients().await;
+    let figures = match (before, after, clients) {
+        (Ok(before), Ok(after), Ok(clients)) => Some(report::RedisFigures {
+            script_calls: after.saturating_sub(before),
+            calls,
+            script_calls_per_call: if calls > 0 {
+                after.saturating_sub(before) as f64 / calls as f64
+            } else {
+                0.0
+            },
+            clients,
+        }),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("creditd bench: no Redis figures: {e:#}");
+            None
+        }
+    };
+    (stats, figures)
 }
 
 async fn grpc_backend(args: &BenchArgs) -> Result<Backend> {
@@ -179,6 +228,12 @@ fn build_report(args: &BenchArgs, server: Phase, baseline: Option<Phase>) -> Rep
         baseline_errors: baseline.as_ref().map(|b| b.errors),
         baseline_client_cpu_s: baseline.as_ref().map(|b| b.client_cpu_s),
         ratio,
+        redis_scripts_per_rpc: server.redis.as_ref().map(|r| r.script_calls_per_call),
+        redis_clients: server.redis.as_ref().map(|r| r.clients),
+        baseline_redis_scripts_per_call: baseline
+            .as_ref()
+            .and_then(|b| b.redis.as_ref())
+            .map(|r| r.script_calls_per_call),
         server,
         baseline,
     }

@@ -22,10 +22,27 @@ pub struct Phase {
     pub errors_by_status: BTreeMap<String, u64>,
     pub client_cpu_s: f64,
     pub conservation: Conservation,
+    /// What Redis counted during the measured phase (with --redis-url).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisFigures>,
+}
+
+/// What Redis counted during a measured phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisFigures {
+    /// Scripts Redis ran (EVALSHA and the like), from `INFO commandstats`; includes whatever
+    /// else used the same Redis meanwhile, such as the server's reaper.
+    pub script_calls: u64,
+    /// The calls the bench made (gRPC RPCs, or store calls in the baseline).
+    pub calls: u64,
+    pub script_calls_per_call: f64,
+    /// Clients connected to Redis at the end of the phase, the bench's probe excluded (the
+    /// baseline's own store connection included in the baseline phase).
+    pub clients: u64,
 }
 
 impl Phase {
-    pub fn new(stats: &Stats, conservation: Conservation) -> Self {
+    pub fn new(stats: &Stats, conservation: Conservation, redis: Option<RedisFigures>) -> Self {
         let q = |p: f64| stats.latency.value_at_quantile(p);
         Phase {
             ops: stats.ok,
@@ -44,6 +61,7 @@ impl Phase {
             errors_by_status: stats.errors.clone(),
             client_cpu_s: stats.cpu_seconds,
             conservation,
+            redis,
         }
     }
 }
@@ -89,6 +107,15 @@ pub struct Report {
     /// ops_per_s / baseline_ops_per_s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
+    /// Scripts Redis ran per gRPC call during the server phase (with --redis-url).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_scripts_per_rpc: Option<f64>,
+    /// Clients connected to Redis after the server phase, the bench's probe excluded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_clients: Option<u64>,
+    /// Scripts per store call in the baseline (1 by construction: a check of the probe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_redis_scripts_per_call: Option<f64>,
     pub server: Phase,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Phase>,
@@ -141,6 +168,12 @@ fn phase_text(name: &str, p: &Phase) -> String {
         p.errors,
         p.client_cpu_s,
     );
+    if let Some(r) = &p.redis {
+        out += &format!(
+            "  redis: {} scripts for {} calls ({:.3} per call), {} client(s) connected\n",
+            r.script_calls, r.calls, r.script_calls_per_call, r.clients
+        );
+    }
     for (key, n) in &p.errors_by_status {
         out += &format!("  {key}: {n}\n");
     }

@@ -56,6 +56,8 @@ pub struct Driver {
     /// Commits that failed: a timeout or a lost connection may still have charged, so the
     /// total spent is checked to lie between `charged` and `charged + uncertain` commits.
     uncertain: AtomicU64,
+    /// Calls made (gRPC RPCs, or store calls for the baseline), warm-up included.
+    pub calls: AtomicU64,
 }
 
 /// A failed op: what the bench groups errors by (`CODE/REASON`, or `DENIED/REASON`).
@@ -83,6 +85,7 @@ impl Driver {
             commit_micros,
             charged: AtomicU64::new(0),
             uncertain: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
         }
     }
 
@@ -160,6 +163,7 @@ impl Driver {
 
     async fn grpc_op(&self, client: &mut Client, account: &str, id: &str) -> Result<(), ErrorKey> {
         if self.scenario == Scenario::Quote {
+            self.calls.fetch_add(1, Ordering::Relaxed);
             let answer = client
                 .quote(QuoteRequest {
                     account_id: account.to_string(),
@@ -175,6 +179,7 @@ impl Driver {
             }
             return Ok(());
         }
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let answer = client
             .reserve(ReserveRequest {
                 account_id: account.to_string(),
@@ -191,6 +196,7 @@ impl Driver {
             return Err(format!("DENIED/{}", denial(answer.denial_reason)));
         }
         if self.scenario == Scenario::ReserveCommit {
+            self.calls.fetch_add(1, Ordering::Relaxed);
             client
                 .commit(CommitRequest {
                     account_id: account.to_string(),
@@ -202,6 +208,7 @@ impl Driver {
                 .map_err(|s| self.commit_failed(status_key(&s)))?;
             self.charged.fetch_add(1, Ordering::Relaxed);
         } else {
+            self.calls.fetch_add(1, Ordering::Relaxed);
             client
                 .release(ReleaseRequest {
                     account_id: account.to_string(),
@@ -215,6 +222,7 @@ impl Driver {
 
     async fn store_op(&self, store: &RedisStore, account: &str, id: &str) -> Result<(), ErrorKey> {
         if self.scenario == Scenario::Quote {
+            self.calls.fetch_add(1, Ordering::Relaxed);
             let answer = store
                 .quote(Quote {
                     account_id: account.to_string(),
@@ -230,6 +238,7 @@ impl Driver {
             }
             return Ok(());
         }
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let answer = store
             .reserve(Reserve {
                 lines: Vec::new(),
@@ -248,6 +257,7 @@ impl Driver {
             return Err(format!("DENIED/{}", model_denial(reason)));
         }
         if self.scenario == Scenario::ReserveCommit {
+            self.calls.fetch_add(1, Ordering::Relaxed);
             store
                 .commit(Commit {
                     lines: Vec::new(),
@@ -262,6 +272,7 @@ impl Driver {
                 .map_err(|e| self.commit_failed(error_key(&e)))?;
             self.charged.fetch_add(1, Ordering::Relaxed);
         } else {
+            self.calls.fetch_add(1, Ordering::Relaxed);
             store
                 .release(account, id)
                 .await
