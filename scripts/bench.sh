@@ -44,13 +44,14 @@ done
 python3 - "$out" <<'EOF'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
-keys = ["ops_per_s", "p50_us", "p99_us", "baseline_ops_per_s", "baseline_p50_us", "baseline_p99_us", "ratio", "client_cpu_s"]
+keys = ["ops_per_s", "p50_us", "p99_us", "baseline_ops_per_s", "baseline_p50_us", "baseline_p99_us",
+        "ratio", "client_cpu_s", "baseline_client_cpu_s", "redis_scripts_per_rpc", "redis_clients"]
 print("| scenario | concurrency | runs | " + " | ".join(keys) + " | errors | conserved |")
 print("|---" * (len(keys) + 5) + "|")
 for c in sorted({r["concurrency"] for r in runs}):
     rs = [r for r in runs if r["concurrency"] == c]
-    med = [statistics.median(r[k] for r in rs) for k in keys]
-    cells = [f"{v:.2f}" if k in ("ratio", "client_cpu_s") else f"{v:.0f}" for k, v in zip(keys, med)]
+    med = [statistics.median(r.get(k, float("nan")) for r in rs) for k in keys]
+    cells = [f"{v:.0f}" if k.endswith(("_s", "_us")) and "cpu" not in k else f"{v:.3f}" if k == "redis_scripts_per_rpc" else f"{v:.2f}" if isinstance(v, float) else str(v) for k, v in zip(keys, med)]
     print(f"| {rs[0]['scenario']} | {c} | {len(rs)} | " + " | ".join(cells)
           + f" | {sum(r['errors'] for r in rs)} | {all(r['conserved'] for r in rs)} |")
 EOF
