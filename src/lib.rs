@@ -2,8 +2,9 @@
 //!
 //! Rooms: [`model`] (the semantics, pure), [`store`] (memory and Redis behind one trait),
 //! [`api`] (the gRPC services, validation and error mapping), [`telemetry`] (health and
-//! metrics), [`config`] and [`cli`].
+//! metrics), [`config`], [`cli`] and [`bench`] (the load generator).
 
+pub mod bench;
 pub mod error;
 pub mod ledger;
 pub mod model;

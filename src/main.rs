@@ -30,6 +30,9 @@ enum Command {
     DeadLetters(creditd::ledger::commands::DeadLettersArgs),
     /// Benchmark: the reconciler's booking rate against the hot path's event rate, in one run.
     BenchLedger(creditd::ledger::bench::BenchLedgerArgs),
+    /// Benchmark a running server (closed or open loop), optionally against the same scripts
+    /// called straight on Redis (--baseline-redis); checks that every credit is conserved.
+    Bench(creditd::bench::BenchArgs),
     /// Hash a bearer token for the tokens file, or generate a new one (no server needed).
     Token(creditd::cli::TokenArgs),
     #[command(flatten)]
@@ -81,6 +84,7 @@ async fn main() -> std::process::ExitCode {
                 }
             }))
         }
+        Command::Bench(args) => exit_code(creditd::bench::run(args).await),
         Command::Token(args) => creditd::cli::token::run(args),
         Command::Client(cmd) => creditd::cli::run(cmd).await,
     }

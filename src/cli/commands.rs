@@ -506,7 +506,7 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 }
 
 /// Accepts `http://host:port` (a path-less URL) or a bare `host:port`, which means http.
-fn parse_server_url(text: &str) -> Result<String, String> {
+pub(crate) fn parse_server_url(text: &str) -> Result<String, String> {
     let with_scheme = if text.contains("://") {
         text.to_string()
     } else {

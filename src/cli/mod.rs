@@ -9,7 +9,7 @@
 //! printers).
 
 mod answer;
-mod commands;
+pub(crate) mod commands;
 pub mod credits;
 mod errors;
 mod json;
@@ -17,7 +17,7 @@ mod output;
 mod policy;
 mod reports;
 mod requests;
-mod secure;
+pub(crate) mod secure;
 mod time;
 pub mod token;
 
