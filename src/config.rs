@@ -369,6 +369,8 @@ mod tests {
         assert_eq!(a.reap_interval(), Duration::from_millis(250));
         assert_eq!(a.shutdown_grace(), Duration::from_secs(10));
         assert_eq!(a.log_format, LogFormat::Text);
+        assert_eq!(a.worker_threads, 1);
+        assert!(!a.reconcile && a.database_url.is_none());
         assert!(a.validate().is_ok());
     }
 
@@ -389,6 +391,12 @@ mod tests {
             (&["--tls-client-ca", "ca.pem"], "--tls-client-ca"),
             (&["--listen", "0.0.0.0:50051"], "--insecure-no-auth"),
             (&["--http-listen", "[::]:9464"], "--insecure-no-auth"),
+            (&["--worker-threads", "0"], "--worker-threads"),
+            (&["--reconcile"], "--reconcile"),
+            (
+                &["--reconcile", "--database-url", "postgres://h/db"],
+                "--reconcile",
+            ),
         ];
         for (args, flag) in cases {
             let err = parse(args).validate().expect_err("must be refused");
