@@ -33,6 +33,8 @@ enum Command {
     /// Benchmark a running server (closed or open loop), optionally against the same scripts
     /// called straight on Redis (--baseline-redis); checks that every credit is conserved.
     Bench(creditd::bench::BenchArgs),
+    /// Measure what creditd keeps in Redis: bytes per idle account and per resolved reservation.
+    BenchMemory(creditd::bench::memory::BenchMemoryArgs),
     /// Hash a bearer token for the tokens file, or generate a new one (no server needed).
     Token(creditd::cli::TokenArgs),
     #[command(flatten)]
@@ -99,6 +101,27 @@ async fn run(cli: Cli) -> std::process::ExitCode {
             }))
         }
         Command::Bench(args) => exit_code(creditd::bench::run(args).await),
+        Command::BenchMemory(args) => {
+            let json = args.json;
+            report(creditd::bench::memory::run(args).await.map(|r| {
+                if json {
+                    println!("{}", serde_json::to_string(&r).expect("a report encodes"));
+                } else {
+                    println!(
+                        "idle account: {:.0} bytes (record {:.0}, grants {:.0}) over {} accounts\n\
+                         resolved reservation: {:.0} bytes each over {}\n\
+                         stream entry (until the reconciler trims it): {:.0} bytes",
+                        r.bytes_per_idle_account,
+                        r.account_record_bytes,
+                        r.grants_hash_bytes,
+                        r.accounts,
+                        r.bytes_per_resolved_reservation,
+                        r.reservations,
+                        r.stream_bytes_per_entry
+                    );
+                }
+            }))
+        }
         Command::Token(args) => creditd::cli::token::run(args),
         Command::Client(cmd) => creditd::cli::run(cmd).await,
     }

@@ -103,3 +103,31 @@ async fn an_unreachable_server_is_an_error_not_a_report() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot connect"), "{stderr}");
 }
+
+#[tokio::test]
+async fn bench_memory_measures_bytes_per_account_and_per_reservation() {
+    let redis = RedisServer::start();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_creditd"))
+        .args(["bench-memory", "--redis-url", &redis.url()])
+        .args(["--accounts", "20", "--reservations", "50", "--json"])
+        .output()
+        .expect("creditd bench-memory");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON");
+    let bytes = |k: &str| {
+        report[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} in {report}"))
+    };
+    // Each figure is a real measurement: positive, and the parts add up to the whole.
+    assert!(bytes("account_record_bytes") > 0.0 && bytes("grants_hash_bytes") > 0.0);
+    assert!(
+        bytes("bytes_per_idle_account")
+            >= bytes("account_record_bytes") + bytes("grants_hash_bytes")
+    );
+    assert!(bytes("bytes_per_resolved_reservation") > 0.0);
+    assert!(bytes("stream_bytes_per_entry") > 0.0);
+    assert_eq!(report["accounts"], 20);
+}

@@ -4,10 +4,12 @@
 //!
 //! Rooms: [`args`] (the flags), [`scenario`] (what one op is, the bench accounts and their
 //! conservation check), [`load`] (closed and open loops), [`redis_probe`] (what Redis counted),
-//! [`report`] (JSON and text).
+//! [`report`] (JSON and text), [`memory`] (`creditd bench-memory`: bytes per account and per
+//! reservation).
 
 pub mod args;
 pub mod load;
+pub mod memory;
 pub mod redis_probe;
 pub mod report;
 pub mod scenario;
