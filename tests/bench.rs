@@ -11,6 +11,15 @@ use common::redis_server::RedisServer;
 const SHARDS: &str = "8";
 
 async fn bench(server: &CreditdServer, redis: &RedisServer, scenario: &str) -> serde_json::Value {
+    bench_with(server, redis, scenario, &[]).await
+}
+
+async fn bench_with(
+    server: &CreditdServer,
+    redis: &RedisServer,
+    scenario: &str,
+    extra: &[&str],
+) -> serde_json::Value {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_creditd"))
         .arg("bench")
         .args(["--target", &format!("127.0.0.1:{}", server.grpc_port)])
@@ -19,6 +28,7 @@ async fn bench(server: &CreditdServer, redis: &RedisServer, scenario: &str) -> s
         .args(["--concurrency", "4", "--duration", "2", "--warmup", "0.2"])
         .args(["--accounts", "8", "--shards", SHARDS])
         .args(["--baseline-redis", "--json"])
+        .args(extra)
         .env_remove("CREDITD_TOKEN")
         .output()
         .await
@@ -89,6 +99,32 @@ async fn every_scenario_runs_through_the_server_and_straight_on_redis() {
     for scenario in ["reserve-commit", "reserve-release", "quote"] {
         let report = bench(&server, &redis, scenario).await;
         check(&report, scenario);
+    }
+}
+
+#[tokio::test]
+async fn scale_flags_spread_the_grant_and_keep_outstanding_holds() {
+    let redis = RedisServer::start();
+    let server = CreditdServer::start(Some(&redis.url()), &["--shards", SHARDS]).await;
+    let report = bench_with(
+        &server,
+        &redis,
+        "reserve-commit",
+        &["--grants", "5", "--holds", "40"],
+    )
+    .await;
+    assert_eq!(
+        (report["grants"].as_u64(), report["holds"].as_u64()),
+        (Some(5), Some(40))
+    );
+    assert_eq!(report["conserved"], true, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    // The outstanding holds (1 micro-credit each) are still held when the load ends, in both
+    // phases; the grants together are still the one bench grant's amount.
+    for phase in ["server", "baseline"] {
+        let c = &report[phase]["conservation"];
+        assert_eq!(c["held_micros"], 40, "{report}");
+        assert_eq!(c["granted_micros"], 8 * (1_i64 << 52), "{report}");
     }
 }
 

@@ -76,4 +76,13 @@ pub struct BenchArgs {
     /// Micro-credits each Commit charges (reserve-commit).
     #[arg(long, default_value_t = 1_000_000)]
     pub commit_micros: i64,
+
+    /// Live grants per bench account (scale: each call's script reads them all).
+    #[arg(long, default_value_t = 1)]
+    pub grants: usize,
+
+    /// Outstanding holds (1 micro-credit, a day long) made before the load, spread over the
+    /// accounts (scale: 1,000 against 1,000,000). Made through the same backend, concurrently.
+    #[arg(long, default_value_t = 0)]
+    pub holds: u64,
 }

@@ -63,15 +63,19 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let duration = Duration::from_secs_f64(args.duration);
 
     // Phase 1: through the server.
-    let server = Arc::new(Driver::new(
-        grpc_backend(&args).await?,
-        args.scenario,
-        format!("{run_id}-s"),
-        args.accounts,
-        args.reserve_micros,
-        args.commit_micros,
-    ));
+    let server = Arc::new(
+        Driver::new(
+            grpc_backend(&args).await?,
+            args.scenario,
+            format!("{run_id}-s"),
+            args.accounts,
+            args.reserve_micros,
+            args.commit_micros,
+        )
+        .with_grants(args.grants),
+    );
     server.setup().await?;
+    make_holds(&server, &args).await?;
     let mut probe = match &args.redis_url {
         Some(url) => match RedisProbe::connect(url).await {
             Ok(probe) => Some(probe),
@@ -94,15 +98,19 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         let store = RedisStore::new(url, args.shards, ClockMode::System)
             .await
             .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?;
-        let baseline = Arc::new(Driver::new(
-            Backend::Redis(Box::new(store)),
-            args.scenario,
-            format!("{run_id}-b"),
-            args.accounts,
-            args.reserve_micros,
-            args.commit_micros,
-        ));
+        let baseline = Arc::new(
+            Driver::new(
+                Backend::Redis(Box::new(store)),
+                args.scenario,
+                format!("{run_id}-b"),
+                args.accounts,
+                args.reserve_micros,
+                args.commit_micros,
+            )
+            .with_grants(args.grants),
+        );
         baseline.setup().await?;
+        make_holds(&baseline, &args).await?;
         let (stats, redis) = phase(&baseline, &args, duration, probe.as_mut()).await;
         Some(Phase::new(
             &stats,
@@ -210,6 +218,8 @@ fn build_report(args: &BenchArgs, server: Phase, baseline: Option<Phase>) -> Rep
         duration_s: args.duration,
         warmup_s: args.warmup,
         accounts: args.accounts.max(1),
+        grants: args.grants.max(1),
+        holds: args.holds,
         channels: args.channels.max(1),
         shards: args.shards,
         ops: server.ops,
@@ -239,4 +249,35 @@ fn build_report(args: &BenchArgs, server: Phase, baseline: Option<Phase>) -> Rep
         server,
         baseline,
     }
+}
+
+/// Makes `--holds` outstanding holds through the driver's backend, `--concurrency` at a time.
+async fn make_holds(driver: &Arc<Driver>, args: &BenchArgs) -> Result<()> {
+    if args.holds == 0 {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (driver, next, total) = (driver.clone(), next.clone(), args.holds);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                driver.hold(n).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.context("a hold task failed")??;
+    }
+    eprintln!(
+        "made {} outstanding holds in {:.1} s",
+        args.holds,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

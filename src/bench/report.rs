@@ -76,6 +76,9 @@ pub struct Report {
     pub duration_s: f64,
     pub warmup_s: f64,
     pub accounts: usize,
+    /// Live grants per account, and outstanding holds made before the load.
+    pub grants: usize,
+    pub holds: u64,
     pub channels: usize,
     pub shards: u32,
     pub ops: u64,

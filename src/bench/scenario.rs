@@ -58,7 +58,13 @@ pub struct Driver {
     uncertain: AtomicU64,
     /// Calls made (gRPC RPCs, or store calls for the baseline), warm-up included.
     pub calls: AtomicU64,
+    /// Live grants per account (the scale of each script's grant work).
+    grants: usize,
 }
+
+/// What outstanding holds are made of: 1 micro-credit each, for a day.
+const HOLD_MICROS: i64 = 1;
+const HOLD_TTL_SECONDS: i64 = 86_400;
 
 /// A failed op: what the bench groups errors by (`CODE/REASON`, or `DENIED/REASON`).
 pub type ErrorKey = String;
@@ -86,10 +92,73 @@ impl Driver {
             charged: AtomicU64::new(0),
             uncertain: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            grants: 1,
         }
     }
 
-    /// Creates every bench account with one grant of [`GRANT_MICROS`].
+    /// Gives each account `grants` live grants (together still [`GRANT_MICROS`]).
+    pub fn with_grants(mut self, grants: usize) -> Self {
+        self.grants = grants.max(1);
+        self
+    }
+
+    /// The grants of one account: (id, amount), summing to [`GRANT_MICROS`].
+    fn grant_plan(&self) -> Vec<(String, i64)> {
+        let n = self.grants as i64;
+        (0..n)
+            .map(|j| {
+                let share = GRANT_MICROS / n + if j == n - 1 { GRANT_MICROS % n } else { 0 };
+                (format!("bench-{j}"), share)
+            })
+            .collect()
+    }
+
+    /// Makes outstanding hold number `n` (1 micro-credit, a day long) on one of the accounts.
+    pub async fn hold(&self, n: u64) -> Result<()> {
+        let account = &self.accounts[n as usize % self.accounts.len()];
+        let id = format!("{}-hold{n}", self.prefix);
+        let granted = match &self.backend {
+            Backend::Grpc { clients, .. } => {
+                let mut client = clients[n as usize % clients.len()].clone();
+                let answer = client
+                    .reserve(ReserveRequest {
+                        account_id: account.clone(),
+                        reservation_id: id,
+                        subject_id: SUBJECT.into(),
+                        amount_micros: HOLD_MICROS,
+                        ttl_seconds: HOLD_TTL_SECONDS,
+                        ..Default::default()
+                    })
+                    .await
+                    .with_context(|| format!("holding on {account}"))?
+                    .into_inner();
+                answer.decision == Decision::Granted as i32
+            }
+            Backend::Redis(store) => {
+                let out = store
+                    .reserve(Reserve {
+                        lines: Vec::new(),
+                        card_version: String::new(),
+                        account_id: account.clone(),
+                        reservation_id: id,
+                        subject_id: SUBJECT.into(),
+                        amount: HOLD_MICROS,
+                        min_amount: 0,
+                        ttl_seconds: HOLD_TTL_SECONDS,
+                        labels: Default::default(),
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("holding on {account}: {e}"))?;
+                out.denial.is_none()
+            }
+        };
+        if !granted {
+            bail!("an outstanding hold on {account} was denied");
+        }
+        Ok(())
+    }
+
+    /// Creates every bench account with its grants (together [`GRANT_MICROS`]).
     pub async fn setup(&self) -> Result<()> {
         for account in &self.accounts {
             match &self.backend {
@@ -102,16 +171,18 @@ impl Driver {
                         })
                         .await
                         .with_context(|| format!("creating bench account {account}"))?;
-                    admin
-                        .create_grant(CreateGrantRequest {
-                            account_id: account.clone(),
-                            grant_id: "bench".into(),
-                            kind: crate::proto::GrantKind::Prepaid as i32,
-                            amount_micros: GRANT_MICROS,
-                            ..Default::default()
-                        })
-                        .await
-                        .with_context(|| format!("granting bench account {account}"))?;
+                    for (grant_id, amount) in self.grant_plan() {
+                        admin
+                            .create_grant(CreateGrantRequest {
+                                account_id: account.clone(),
+                                grant_id,
+                                kind: crate::proto::GrantKind::Prepaid as i32,
+                                amount_micros: amount,
+                                ..Default::default()
+                            })
+                            .await
+                            .with_context(|| format!("granting bench account {account}"))?;
+                    }
                 }
                 Backend::Redis(store) => {
                     store
@@ -127,20 +198,24 @@ impl Driver {
                         })
                         .await
                         .map_err(|e| anyhow::anyhow!("creating bench account {account}: {e}"))?;
-                    store
-                        .create_grant(CreateGrant {
-                            actor: "bench".into(),
-                            account_id: account.clone(),
-                            grant_id: "bench".into(),
-                            kind: GrantKind::Prepaid,
-                            amount: GRANT_MICROS,
-                            priority: None,
-                            effective_at: None,
-                            expires_at: None,
-                            unit_price: 0,
-                        })
-                        .await
-                        .map_err(|e| anyhow::anyhow!("granting bench account {account}: {e}"))?;
+                    for (grant_id, amount) in self.grant_plan() {
+                        store
+                            .create_grant(CreateGrant {
+                                actor: "bench".into(),
+                                account_id: account.clone(),
+                                grant_id,
+                                kind: GrantKind::Prepaid,
+                                amount,
+                                priority: None,
+                                effective_at: None,
+                                expires_at: None,
+                                unit_price: 0,
+                            })
+                            .await
+                            .map_err(|e| {
+                                anyhow::anyhow!("granting bench account {account}: {e}")
+                            })?;
+                    }
                 }
             }
         }
