@@ -85,42 +85,20 @@ async fn run(cli: Cli) -> std::process::ExitCode {
         }
         Command::BenchLedger(args) => {
             let json = args.json;
-            report(creditd::ledger::bench::run(args).await.map(|r| {
-                if json {
-                    println!("{}", serde_json::to_string(&r).expect("a report encodes"));
-                } else {
-                    println!(
-                        "hot path: {} pairs in {:.2} s = {:.0} pairs/s = {:.0} events/s ({} errors)\n\
-                         reconciler: {} events in {:.2} s = {:.0} events/s (batch {})\n\
-                         ratio reconciler/hot path: {:.2}",
-                        r.pairs, r.hot_path_seconds, r.hot_path_pairs_per_s,
-                        r.hot_path_events_per_s, r.errors, r.reconcile_events,
-                        r.reconcile_seconds, r.reconcile_events_per_s, r.batch_size, r.ratio
-                    );
-                }
-            }))
+            report(
+                creditd::ledger::bench::run(args)
+                    .await
+                    .map(|r| r.print(json)),
+            )
         }
         Command::Bench(args) => exit_code(creditd::bench::run(args).await),
         Command::BenchMemory(args) => {
             let json = args.json;
-            report(creditd::bench::memory::run(args).await.map(|r| {
-                if json {
-                    println!("{}", serde_json::to_string(&r).expect("a report encodes"));
-                } else {
-                    println!(
-                        "idle account: {:.0} bytes (record {:.0}, grants {:.0}) over {} accounts\n\
-                         resolved reservation: {:.0} bytes each over {}\n\
-                         stream entry (until the reconciler trims it): {:.0} bytes",
-                        r.bytes_per_idle_account,
-                        r.account_record_bytes,
-                        r.grants_hash_bytes,
-                        r.accounts,
-                        r.bytes_per_resolved_reservation,
-                        r.reservations,
-                        r.stream_bytes_per_entry
-                    );
-                }
-            }))
+            report(
+                creditd::bench::memory::run(args)
+                    .await
+                    .map(|r| r.print(json)),
+            )
         }
         Command::Token(args) => creditd::cli::token::run(args),
         Command::Client(cmd) => creditd::cli::run(cmd).await,

@@ -43,6 +43,31 @@ pub struct MemoryReport {
     pub stream_bytes_per_entry: f64,
 }
 
+impl MemoryReport {
+    /// One JSON object (`json`), or a few lines for a reader.
+    pub fn print(&self, json: bool) {
+        if json {
+            println!("{}", serde_json::to_string(self).expect("a report encodes"));
+            return;
+        }
+        println!(
+            "idle account: {:.0} bytes (record {:.0}, grants {:.0}) over {} accounts",
+            self.bytes_per_idle_account,
+            self.account_record_bytes,
+            self.grants_hash_bytes,
+            self.accounts
+        );
+        println!(
+            "resolved reservation: {:.0} bytes each over {}",
+            self.bytes_per_resolved_reservation, self.reservations
+        );
+        println!(
+            "stream entry (until the reconciler trims it): {:.0} bytes",
+            self.stream_bytes_per_entry
+        );
+    }
+}
+
 pub async fn run(args: BenchMemoryArgs) -> Result<MemoryReport> {
     let store = RedisStore::new(&args.redis_url, args.shards, ClockMode::System)
         .await

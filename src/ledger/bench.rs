@@ -61,6 +61,33 @@ pub struct BenchLedgerReport {
     pub errors: u64,
 }
 
+impl BenchLedgerReport {
+    /// One JSON object (`json`), or a few lines for a reader.
+    pub fn print(&self, json: bool) {
+        if json {
+            println!("{}", serde_json::to_string(self).expect("a report encodes"));
+            return;
+        }
+        println!(
+            "hot path: {} pairs in {:.2} s = {:.0} pairs/s = {:.0} events/s ({} errors)",
+            self.pairs,
+            self.hot_path_seconds,
+            self.hot_path_pairs_per_s,
+            self.hot_path_events_per_s,
+            self.errors
+        );
+        println!(
+            "reconciler: {} events in {:.2} s = {:.0} events/s (batch {}, {} transactions at once)",
+            self.reconcile_events,
+            self.reconcile_seconds,
+            self.reconcile_events_per_s,
+            self.batch_size,
+            self.parallelism
+        );
+        println!("ratio reconciler / hot path: {:.2}", self.ratio);
+    }
+}
+
 pub async fn run(args: BenchLedgerArgs) -> Result<BenchLedgerReport> {
     let ledger = Ledger::connect(&args.db.database_url, args.parallelism.max(1) + 1)?;
     ledger.migrate().await?;
