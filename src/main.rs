@@ -29,7 +29,7 @@ enum Command {
     /// List the stream entries the reconciler set aside (exit 1 when there are any).
     DeadLetters(creditd::ledger::commands::DeadLettersArgs),
     /// Benchmark: the reconciler's booking rate against the hot path's event rate, in one run.
-    BenchLedger(creditd::ledger::bench::BenchLedgerArgs),
+    BenchLedger(creditd::bench::ledger::BenchLedgerArgs),
     /// Benchmark a running server (closed or open loop), optionally against the same scripts
     /// called straight on Redis (--baseline-redis); checks that every credit is conserved.
     Bench(creditd::bench::BenchArgs),
@@ -86,7 +86,7 @@ async fn run(cli: Cli) -> std::process::ExitCode {
         Command::BenchLedger(args) => {
             let json = args.json;
             report(
-                creditd::ledger::bench::run(args)
+                creditd::bench::ledger::run(args)
                     .await
                     .map(|r| r.print(json)),
             )

@@ -148,34 +148,49 @@ async fn a_second_delivery_books_nothing() {
     assert_in_sync(&env).await;
 }
 
-#[tokio::test]
-async fn entries_of_a_dead_reconciler_are_taken_over_and_the_stream_is_trimmed_only_below_them() {
-    let env = LedgerEnv::start().await;
-    workload::mixed(env.store(), "acct-a").await;
+/// A connection, and acct-a's shard stream with the reconcilers' group created on it.
+async fn acct_a_stream(env: &LedgerEnv) -> (redis::aio::ConnectionManager, String) {
     let mut conn = env.store.connection().await.unwrap();
     creditd::ledger::reconciler::ensure_groups(&mut conn, common::stores::SHARDS)
         .await
         .unwrap();
     let shard = creditd::store::redis::shard_of("acct-a", common::stores::SHARDS);
-    let key = creditd::store::redis::events_key(shard);
+    (conn, creditd::store::redis::events_key(shard))
+}
+
+/// A reconciler `consumer` reads `count` entries of `key` and dies before acknowledging them.
+async fn read_and_die(
+    conn: &mut redis::aio::ConnectionManager,
+    key: &str,
+    consumer: &str,
+    count: usize,
+) {
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(creditd::ledger::reconciler::GROUP)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count)
+        .arg("STREAMS")
+        .arg(key)
+        .arg(">")
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn entries_of_a_dead_reconciler_are_taken_over_and_the_stream_is_trimmed_only_below_them() {
+    let env = LedgerEnv::start().await;
+    workload::mixed(env.store(), "acct-a").await;
+    let (mut conn, key) = acct_a_stream(&env).await;
     let total: u64 = redis::cmd("XLEN")
         .arg(&key)
         .query_async(&mut conn)
         .await
         .unwrap();
     // A reconciler reads three entries and dies before acknowledging them.
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(creditd::ledger::reconciler::GROUP)
-        .arg("dead-one")
-        .arg("COUNT")
-        .arg(3)
-        .arg("STREAMS")
-        .arg(&key)
-        .arg(">")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    read_and_die(&mut conn, &key, "dead-one", 3).await;
 
     // Before they are idle long enough, another replica books the rest; the trim keeps the three.
     let mut cfg = env.config();
@@ -225,12 +240,7 @@ async fn entries_of_a_dead_reconciler_are_taken_over_and_the_stream_is_trimmed_o
 async fn consumers_that_hold_nothing_and_stay_silent_are_forgotten() {
     let env = LedgerEnv::start().await;
     workload::mixed(env.store(), "acct-a").await;
-    let mut conn = env.store.connection().await.unwrap();
-    creditd::ledger::reconciler::ensure_groups(&mut conn, common::stores::SHARDS)
-        .await
-        .unwrap();
-    let shard = creditd::store::redis::shard_of("acct-a", common::stores::SHARDS);
-    let key = creditd::store::redis::events_key(shard);
+    let (mut conn, key) = acct_a_stream(&env).await;
     let group = creditd::ledger::reconciler::GROUP;
     // One replica that stopped cleanly (nothing pending), one that died holding an entry.
     let _: i64 = redis::cmd("XGROUP")
@@ -241,18 +251,7 @@ async fn consumers_that_hold_nothing_and_stay_silent_are_forgotten() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(group)
-        .arg("died")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(&key)
-        .arg(">")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    read_and_die(&mut conn, &key, "died", 1).await;
     let mut cfg = env.config();
     cfg.consumer = "survivor".into();
     cfg.claim_idle = std::time::Duration::from_secs(3600);

@@ -6,7 +6,7 @@
 use anyhow::{anyhow, Result};
 use redis::aio::ConnectionManager;
 
-use crate::model::{Commit, CreateAccount, CreateGrant, GrantKind, Overrun, Reserve};
+use super::requests;
 use crate::store::redis::{AccountKeys, RedisStore};
 use crate::store::{ClockMode, Store};
 
@@ -96,12 +96,14 @@ pub async fn run(args: BenchMemoryArgs) -> Result<MemoryReport> {
     let stream_before = stream_usage(&mut conn, &keys.events).await?;
     for i in 0..args.reservations.max(1) {
         let id = format!("r{i}");
+        let mut hold = requests::reserve(&account, &id, "user-1", 2_000_000, 300);
+        hold.labels = [("feature".to_string(), "grid".to_string())].into();
         store
-            .reserve(reserve(&account, &id))
+            .reserve(hold)
             .await
             .map_err(|e| anyhow!("reserve: {e}"))?;
         store
-            .commit(commit(&account, &id))
+            .commit(requests::commit(&account, &id, 1_000_000))
             .await
             .map_err(|e| anyhow!("commit: {e}"))?;
     }
@@ -122,30 +124,16 @@ pub async fn run(args: BenchMemoryArgs) -> Result<MemoryReport> {
 
 async fn create(store: &RedisStore, account: &str) -> Result<()> {
     store
-        .create_account(CreateAccount {
-            actor: "bench".into(),
-            account_id: account.to_string(),
-            parent_id: String::new(),
-            plan_id: String::new(),
-            billing_anchor: None,
-            overage_enabled: false,
-            overage_cap: 0,
-            suspended: false,
-        })
+        .create_account(requests::account(account))
         .await
         .map_err(|e| anyhow!("create account: {e}"))?;
     store
-        .create_grant(CreateGrant {
-            actor: "bench".into(),
-            account_id: account.to_string(),
-            grant_id: "prepaid-2026".into(),
-            kind: GrantKind::Prepaid,
-            amount: 1_000_000_000_000,
-            priority: None,
-            effective_at: None,
-            expires_at: None,
-            unit_price: 10_000,
-        })
+        .create_grant(requests::prepaid(
+            account,
+            "prepaid-2026",
+            1_000_000_000_000,
+            10_000,
+        ))
         .await
         .map_err(|e| anyhow!("create grant: {e}"))?;
     Ok(())
@@ -190,30 +178,4 @@ async fn stream_usage(conn: &mut ConnectionManager, key: &str) -> Result<(u64, u
         .query_async(conn)
         .await?;
     Ok((bytes.unwrap_or(0), len))
-}
-
-fn reserve(account: &str, id: &str) -> Reserve {
-    Reserve {
-        lines: Vec::new(),
-        card_version: String::new(),
-        account_id: account.to_string(),
-        reservation_id: id.to_string(),
-        subject_id: "user-1".into(),
-        amount: 2_000_000,
-        min_amount: 0,
-        ttl_seconds: 300,
-        labels: [("feature".to_string(), "grid".to_string())].into(),
-    }
-}
-
-fn commit(account: &str, id: &str) -> Commit {
-    Commit {
-        lines: Vec::new(),
-        account_id: account.to_string(),
-        reservation_id: id.to_string(),
-        amount: 1_000_000,
-        capture_id: None,
-        overrun: Overrun::Charge,
-        cost: 0,
-    }
 }

@@ -4,14 +4,17 @@
 //!
 //! Rooms: [`args`] (the flags), [`scenario`] (what one op is, the bench accounts and their
 //! conservation check), [`load`] (closed and open loops), [`redis_probe`] (what Redis counted),
-//! [`report`] (JSON and text), [`memory`] (`creditd bench-memory`: bytes per account and per
-//! reservation).
+//! [`report`] (JSON and text), [`requests`] (the store calls every bench makes), [`memory`]
+//! (`creditd bench-memory`: bytes per account and per reservation), [`ledger`]
+//! (`creditd bench-ledger`: the reconciler against the hot path).
 
 pub mod args;
+pub mod ledger;
 pub mod load;
 pub mod memory;
 pub mod redis_probe;
 pub mod report;
+pub mod requests;
 pub mod scenario;
 
 use std::process::ExitCode;

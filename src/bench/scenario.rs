@@ -10,9 +10,10 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use super::args::Scenario;
+use super::requests;
 use crate::cli::secure::BearerAuth;
 use crate::error::Error;
-use crate::model::{Commit, CreateAccount, CreateGrant, GrantKind, Overrun, Quote, Reserve};
+use crate::model::Quote;
 use crate::proto::credit_admin_client::CreditAdminClient;
 use crate::proto::credits_client::CreditsClient;
 use crate::proto::{
@@ -136,17 +137,13 @@ impl Driver {
             }
             Backend::Redis(store) => {
                 let out = store
-                    .reserve(Reserve {
-                        lines: Vec::new(),
-                        card_version: String::new(),
-                        account_id: account.clone(),
-                        reservation_id: id,
-                        subject_id: SUBJECT.into(),
-                        amount: HOLD_MICROS,
-                        min_amount: 0,
-                        ttl_seconds: HOLD_TTL_SECONDS,
-                        labels: Default::default(),
-                    })
+                    .reserve(requests::reserve(
+                        account,
+                        &id,
+                        SUBJECT,
+                        HOLD_MICROS,
+                        HOLD_TTL_SECONDS,
+                    ))
                     .await
                     .map_err(|e| anyhow::anyhow!("holding on {account}: {e}"))?;
                 out.denial.is_none()
@@ -186,31 +183,12 @@ impl Driver {
                 }
                 Backend::Redis(store) => {
                     store
-                        .create_account(CreateAccount {
-                            actor: "bench".into(),
-                            account_id: account.clone(),
-                            parent_id: String::new(),
-                            plan_id: String::new(),
-                            billing_anchor: None,
-                            overage_enabled: false,
-                            overage_cap: 0,
-                            suspended: false,
-                        })
+                        .create_account(requests::account(account))
                         .await
                         .map_err(|e| anyhow::anyhow!("creating bench account {account}: {e}"))?;
                     for (grant_id, amount) in self.grant_plan() {
                         store
-                            .create_grant(CreateGrant {
-                                actor: "bench".into(),
-                                account_id: account.clone(),
-                                grant_id,
-                                kind: GrantKind::Prepaid,
-                                amount,
-                                priority: None,
-                                effective_at: None,
-                                expires_at: None,
-                                unit_price: 0,
-                            })
+                            .create_grant(requests::prepaid(account, &grant_id, amount, 0))
                             .await
                             .map_err(|e| {
                                 anyhow::anyhow!("granting bench account {account}: {e}")
@@ -315,17 +293,13 @@ impl Driver {
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
         let answer = store
-            .reserve(Reserve {
-                lines: Vec::new(),
-                card_version: String::new(),
-                account_id: account.to_string(),
-                reservation_id: id.to_string(),
-                subject_id: SUBJECT.into(),
-                amount: self.reserve_micros,
-                min_amount: 0,
-                ttl_seconds: TTL_SECONDS,
-                labels: Default::default(),
-            })
+            .reserve(requests::reserve(
+                account,
+                id,
+                SUBJECT,
+                self.reserve_micros,
+                TTL_SECONDS,
+            ))
             .await
             .map_err(|e| error_key(&e))?;
         if let Some(reason) = answer.denial {
@@ -334,15 +308,7 @@ impl Driver {
         if self.scenario == Scenario::ReserveCommit {
             self.calls.fetch_add(1, Ordering::Relaxed);
             store
-                .commit(Commit {
-                    lines: Vec::new(),
-                    account_id: account.to_string(),
-                    reservation_id: id.to_string(),
-                    amount: self.commit_micros,
-                    capture_id: None,
-                    overrun: Overrun::Charge,
-                    cost: 0,
-                })
+                .commit(requests::commit(account, id, self.commit_micros))
                 .await
                 .map_err(|e| self.commit_failed(error_key(&e)))?;
             self.charged.fetch_add(1, Ordering::Relaxed);

@@ -109,12 +109,30 @@ pub async fn ledger_accounts(
     only: Option<&[String]>,
 ) -> Result<BTreeMap<String, LedgerAccount>> {
     let mut client = ledger.client().await?;
-    let tx = client
+    let tx = snapshot(&mut client).await?;
+    let out = accounts_in(&tx, only).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// A read-only, repeatable-read transaction: every query in it sees the same ledger.
+pub async fn snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>> {
+    client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
-        .await?;
+        .await
+        .context("starting a snapshot of the ledger")
+}
+
+/// The heads and balances of every account (or only `only`), inside `tx`.
+pub async fn accounts_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    only: Option<&[String]>,
+) -> Result<BTreeMap<String, LedgerAccount>> {
     let filter: Option<Vec<String>> = only.map(|o| o.to_vec());
     let heads = tx
         .query(
@@ -150,7 +168,6 @@ pub async fn ledger_accounts(
             a.balances.insert((r.get(1), r.get(2)), r.get(3));
         }
     }
-    tx.commit().await?;
     Ok(out)
 }
 

@@ -7,10 +7,8 @@
 //! - [`streams`]: the consumer group, stream status (pending, undelivered, trim point).
 //! - [`drift`]: Redis against the ledger, account by account (`creditd check`).
 //! - [`rebuild`]: Redis from the ledger (`creditd rebuild`, and accounts missing from Redis).
-//! - [`bench`]: the reconciler's booking rate against the hot path's event rate.
 
 pub mod apply;
-pub mod bench;
 pub mod book;
 pub mod commands;
 pub mod drift;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use redis::aio::ConnectionManager;
 
-use super::drift::{differences, ledger_accounts};
+use super::drift::{accounts_in, differences, ledger_accounts, snapshot, LedgerAccount};
 use super::reconciler::unbooked_seq;
 use super::redis_state::{account_of, from_ledger};
 use super::Ledger;
@@ -43,12 +43,7 @@ impl Default for Options {
 /// The account's records at the ledger's sequence number, checked against its balances.
 pub async fn records(ledger: &Ledger, account_id: &str) -> Result<Option<(i64, State)>> {
     let mut client = ledger.client().await?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = snapshot(&mut client).await?;
     let rows = tx
         .query(
             "SELECT kind, key, seq, value FROM ledger_records WHERE account_id = $1 ORDER BY kind, key",
@@ -56,9 +51,15 @@ pub async fn records(ledger: &Ledger, account_id: &str) -> Result<Option<(i64, S
         )
         .await
         .context("reading the account's records")?;
-    let heads = ledger_accounts_in(&tx, account_id).await?;
+    let only = [account_id.to_string()];
+    let head = accounts_in(&tx, Some(&only)).await?.remove(account_id);
     tx.commit().await?;
-    let Some((max_seq, applied, balances)) = heads else {
+    let Some(LedgerAccount {
+        max_seq,
+        applied,
+        balances,
+    }) = head
+    else {
         return Ok(None);
     };
     if applied != max_seq {
@@ -102,34 +103,6 @@ pub async fn records(ledger: &Ledger, account_id: &str) -> Result<Option<(i64, S
         );
     }
     Ok(Some((max_seq, state)))
-}
-
-type Head = (i64, i64, std::collections::BTreeMap<(String, String), i64>);
-
-async fn ledger_accounts_in(
-    tx: &tokio_postgres::Transaction<'_>,
-    account_id: &str,
-) -> Result<Option<Head>> {
-    let Some(head) = tx
-        .query_opt(
-            "SELECT max_seq, applied FROM ledger_heads WHERE account_id = $1",
-            &[&account_id],
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let rows = tx
-        .query(
-            "SELECT grant_id, bucket, balance_micros FROM ledger_balances WHERE account_id = $1",
-            &[&account_id],
-        )
-        .await?;
-    let balances = rows
-        .into_iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect();
-    Ok(Some((head.get(0), head.get(1), balances)))
 }
 
 /// Rebuilds one account from the ledger. Returns the sequence number it was rebuilt at.

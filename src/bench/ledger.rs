@@ -12,18 +12,19 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use super::reconciler::{Config, Reconciler};
-use super::Ledger;
-use crate::model::{Commit, CreateAccount, CreateGrant, GrantKind, Overrun, Reserve};
+use super::requests;
+use crate::ledger::commands::{DatabaseArgs, RedisArgs};
+use crate::ledger::reconciler::{self, Config, Reconciler};
+use crate::ledger::Ledger;
 use crate::store::redis::RedisStore;
 use crate::store::{ClockMode, Store};
 
 #[derive(Clone, clap::Args)]
 pub struct BenchLedgerArgs {
     #[command(flatten)]
-    pub db: super::commands::DatabaseArgs,
+    pub db: DatabaseArgs,
     #[command(flatten)]
-    pub redis: super::commands::RedisArgs,
+    pub redis: RedisArgs,
     /// Reserve+Commit pairs to run in the hot-path phase.
     #[arg(long, default_value_t = 20_000)]
     pub pairs: u64,
@@ -101,7 +102,7 @@ pub async fn run(args: BenchLedgerArgs) -> Result<BenchLedgerReport> {
         .connection()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    super::reconciler::ensure_groups(&mut conn, args.redis.shards).await?;
+    reconciler::ensure_groups(&mut conn, args.redis.shards).await?;
     // Book what is already there, so the second phase measures only this run's events.
     let mut cfg = Config::new(&args.redis.redis_url, args.redis.shards);
     cfg.batch_size = args.batch_size.max(1);
@@ -118,30 +119,11 @@ pub async fn run(args: BenchLedgerArgs) -> Result<BenchLedgerReport> {
         .collect();
     for a in &accounts {
         store
-            .create_account(CreateAccount {
-                actor: "bench".into(),
-                account_id: a.clone(),
-                parent_id: String::new(),
-                plan_id: String::new(),
-                billing_anchor: None,
-                overage_enabled: false,
-                overage_cap: 0,
-                suspended: false,
-            })
+            .create_account(requests::account(a))
             .await
             .context("creating a bench account")?;
         store
-            .create_grant(CreateGrant {
-                actor: "bench".into(),
-                account_id: a.clone(),
-                grant_id: "bench".into(),
-                kind: GrantKind::Prepaid,
-                amount: 1_000_000_000_000_000,
-                priority: None,
-                effective_at: None,
-                expires_at: None,
-                unit_price: 0,
-            })
+            .create_grant(requests::prepaid(a, "bench", 1_000_000_000_000_000, 0))
             .await
             .context("creating a bench grant")?;
     }
@@ -168,8 +150,14 @@ pub async fn run(args: BenchLedgerArgs) -> Result<BenchLedgerReport> {
                 }
                 let account = &accounts[i as usize % accounts.len()];
                 let id = format!("p{i}");
-                let ok = store.reserve(reserve(account, &id)).await.is_ok()
-                    && store.commit(commit(account, &id)).await.is_ok();
+                let ok = store
+                    .reserve(requests::reserve(account, &id, "bench", 2_000_000, 300))
+                    .await
+                    .is_ok()
+                    && store
+                        .commit(requests::commit(account, &id, 1_000_000))
+                        .await
+                        .is_ok();
                 if !ok {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -203,30 +191,4 @@ pub async fn run(args: BenchLedgerArgs) -> Result<BenchLedgerReport> {
         ratio: booked / hot_events,
         errors: errors.load(Ordering::Relaxed),
     })
-}
-
-fn reserve(account: &str, id: &str) -> Reserve {
-    Reserve {
-        lines: Vec::new(),
-        card_version: String::new(),
-        account_id: account.to_string(),
-        reservation_id: id.to_string(),
-        subject_id: "bench".into(),
-        amount: 2_000_000,
-        min_amount: 0,
-        ttl_seconds: 300,
-        labels: Default::default(),
-    }
-}
-
-fn commit(account: &str, id: &str) -> Commit {
-    Commit {
-        lines: Vec::new(),
-        account_id: account.to_string(),
-        reservation_id: id.to_string(),
-        amount: 1_000_000,
-        capture_id: None,
-        overrun: Overrun::Charge,
-        cost: 0,
-    }
 }
