@@ -47,6 +47,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CREDITD_SHARDS", default_value_t = 16)]
     pub shards: u32,
 
+    /// 0: every call goes over one multiplexed Redis connection (the default, and the faster:
+    /// see BENCHMARKS.md). N: over a deadpool pool of N connections, one call per connection.
+    #[arg(long, env = "CREDITD_REDIS_POOL_SIZE", default_value_t = 0)]
+    pub redis_pool_size: usize,
+
     /// Hold TTL in seconds used when a Reserve asks for ttl_seconds = 0.
     #[arg(long, env = "CREDITD_DEFAULT_TTL_SECONDS", default_value_t = 300)]
     pub default_ttl_seconds: u64,
@@ -150,6 +155,7 @@ impl Default for ServeArgs {
             reap_interval_ms: 250,
             shutdown_grace_seconds: 10,
             worker_threads: 1,
+            redis_pool_size: 0,
             pricing: None,
             log_format: LogFormat::Text,
             tokens: None,

@@ -45,8 +45,14 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if let Command::Serve(args) = &cli.command {
-        runtime.worker_threads(args.worker_threads.clamp(1, 1024));
+    match &cli.command {
+        Command::Serve(args) => {
+            runtime.worker_threads(args.worker_threads.clamp(1, 1024));
+        }
+        Command::Bench(args) => {
+            runtime.worker_threads(args.client_threads.clamp(1, 1024));
+        }
+        _ => {}
     }
     match runtime.build() {
         Ok(rt) => rt.block_on(run(cli)),

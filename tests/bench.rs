@@ -20,13 +20,23 @@ async fn bench_with(
     scenario: &str,
     extra: &[&str],
 ) -> serde_json::Value {
+    // The defaults, unless `extra` sets the same flag.
+    let defaults = [
+        ("--concurrency", "4"),
+        ("--duration", "2"),
+        ("--warmup", "0.2"),
+        ("--accounts", "8"),
+    ];
+    let defaults = defaults
+        .iter()
+        .filter(|(flag, _)| !extra.contains(flag))
+        .flat_map(|(flag, value)| [*flag, *value]);
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_creditd"))
         .arg("bench")
         .args(["--target", &format!("127.0.0.1:{}", server.grpc_port)])
         .args(["--redis-url", &redis.url()])
-        .args(["--scenario", scenario])
-        .args(["--concurrency", "4", "--duration", "2", "--warmup", "0.2"])
-        .args(["--accounts", "8", "--shards", SHARDS])
+        .args(["--scenario", scenario, "--shards", SHARDS])
+        .args(defaults)
         .args(["--baseline-redis", "--json"])
         .args(extra)
         .env_remove("CREDITD_TOKEN")
@@ -87,9 +97,41 @@ fn check(report: &serde_json::Value, scenario: &str) {
     // What Redis counted: one script per call, plus the server's reaper now and then.
     let per_rpc = num("redis_scripts_per_rpc");
     assert!((1.0..1.5).contains(&per_rpc), "{report}");
-    assert!(num("redis_clients") >= 1.0, "{report}");
+    // The server's one multiplexed connection carries every call (the goal: at most 2).
+    assert!((1.0..=2.0).contains(&num("redis_clients")), "{report}");
     let per_call = num("baseline_redis_scripts_per_call");
     assert!((1.0..1.5).contains(&per_call), "{report}");
+    check_calls(report, scenario);
+}
+
+/// The per-call figures: one or two calls per op, timed one by one, and the rounds.
+fn check_calls(report: &serde_json::Value, scenario: &str) {
+    let calls_per_op = if scenario == "quote" { 1 } else { 2 };
+    for phase in ["server", "baseline"] {
+        let p = &report[phase];
+        let n = |k: &str| {
+            p[k].as_u64()
+                .unwrap_or_else(|| panic!("{phase}.{k} in {report}"))
+        };
+        assert_eq!(n("calls"), calls_per_op * n("ops"), "{phase}: {report}");
+        assert!(
+            n("rpc_p50_us") >= 1 && n("rpc_p50_us") <= n("rpc_p99_us"),
+            "{report}"
+        );
+        // An op is its calls back to back: its median is no shorter than one call's.
+        assert!(n("p50_us") >= n("rpc_p50_us"), "{phase}: {report}");
+    }
+    let overhead = report["rpc_overhead_p50_us"].as_i64().expect("overhead");
+    assert_eq!(
+        overhead,
+        report["rpc_p50_us"].as_i64().unwrap() - report["baseline_rpc_p50_us"].as_i64().unwrap()
+    );
+    // Five rounds by default, server then baseline in turn, each with its ratio.
+    assert_eq!(report["rounds"], 5, "{report}");
+    let ratios = report["round_ratios"].as_array().expect("round ratios");
+    assert_eq!(ratios.len(), 5, "{report}");
+    assert!(ratios.iter().all(|r| r.as_f64().unwrap() > 0.0), "{report}");
+    assert_eq!(report["client_threads"], 1, "{report}");
 }
 
 #[tokio::test]
@@ -126,6 +168,72 @@ async fn scale_flags_spread_the_grant_and_keep_outstanding_holds() {
         assert_eq!(c["held_micros"], 40, "{report}");
         assert_eq!(c["granted_micros"], 8 * (1_i64 << 52), "{report}");
     }
+}
+
+#[tokio::test]
+async fn the_open_loop_starts_every_due_op_and_measures_how_late() {
+    let redis = RedisServer::start();
+    let server = CreditdServer::start(Some(&redis.url()), &["--shards", SHARDS]).await;
+    // 200 ops/s over 2 s cut into 2 rounds: 400 ops are due in each phase.
+    let report = bench_with(
+        &server,
+        &redis,
+        "reserve-commit",
+        &["--rate", "200", "--rounds", "2", "--concurrency", "64"],
+    )
+    .await;
+    assert_eq!(report["mode"], "open", "{report}");
+    assert_eq!(report["round_ratios"].as_array().map(Vec::len), Some(2));
+    for phase in ["server", "baseline"] {
+        let p = &report[phase];
+        let dropped = p["errors_by_status"]["DROPPED"].as_u64().unwrap_or(0);
+        let failed = p["errors"].as_u64().expect("errors");
+        assert_eq!(failed, dropped, "only drops may fail: {report}");
+        assert_eq!(
+            p["ops"].as_u64().unwrap() + dropped,
+            400,
+            "{phase}: {report}"
+        );
+        let lag = |k: &str| {
+            p[k].as_u64()
+                .unwrap_or_else(|| panic!("{phase}.{k}: {report}"))
+        };
+        assert!(
+            lag("start_lag_p50_us") <= lag("start_lag_p99_us"),
+            "{report}"
+        );
+        // Latency counts from the intended start, so it includes how late the op began.
+        assert!(
+            p["max_us"].as_u64().unwrap() >= lag("start_lag_p50_us"),
+            "{report}"
+        );
+    }
+    assert_eq!(report["conserved"], true, "{report}");
+}
+
+#[tokio::test]
+async fn a_server_on_a_connection_pool_keeps_every_credit() {
+    let redis = RedisServer::start();
+    let server = CreditdServer::start(
+        Some(&redis.url()),
+        &["--shards", SHARDS, "--redis-pool-size", "3"],
+    )
+    .await;
+    let report = bench_with(
+        &server,
+        &redis,
+        "reserve-commit",
+        &["--concurrency", "8", "--baseline-pool-size", "3"],
+    )
+    .await;
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["conserved"], true, "{report}");
+    check_calls(&report, "reserve-commit");
+    assert_eq!(report["baseline_pool_size"], 3, "{report}");
+    // Eight callers share the pool's three connections (made on demand), beside the one
+    // multiplexed connection the reaper and the health pings use.
+    let clients = report["redis_clients"].as_u64().expect("clients");
+    assert!((2..=4).contains(&clients), "{report}");
 }
 
 #[tokio::test]

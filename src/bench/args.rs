@@ -77,6 +77,21 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub commit_micros: i64,
 
+    /// The measured time is cut into this many rounds, server then baseline in turn, so that a
+    /// change in the machine's speed during the run weighs on both phases alike.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u32,
+
+    /// Threads of the bench process's runtime. One (the default) keeps the load generator off
+    /// the second core and hands calls between tasks without waking another thread.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
+
+    /// The baseline's Redis connections: 0 (the default) is one multiplexed connection, as the
+    /// server's default; N is a deadpool pool of N connections (as `serve --redis-pool-size N`).
+    #[arg(long, default_value_t = 0)]
+    pub baseline_pool_size: usize,
+
     /// Live grants per bench account (scale: each call's script reads them all).
     #[arg(long, default_value_t = 1)]
     pub grants: usize,

@@ -1,13 +1,17 @@
 //! The two ways of putting load on a backend: a closed loop (N tasks, each op back to back) and
 //! an open loop (ops started at a fixed rate, at most N in flight, latency counted from the
 //! intended start so that a slow answer delays no measurement).
+//!
+//! The open loop's clock is a thread of its own that sleeps until each op is due (the kernel's
+//! high-resolution timer, late by tens of µs) rather than tokio's timer, which rounds every
+//! sleep up to the next millisecond; how late each op really started is measured too.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 use super::scenario::Driver;
@@ -22,43 +26,83 @@ pub struct Stats {
     pub errors: BTreeMap<String, u64>,
     /// Latency of the successful ops, in µs.
     pub latency: Histogram<u64>,
+    /// Latency of each call that succeeded (an op is one or two calls), in µs.
+    pub calls: Histogram<u64>,
+    /// Open loop: how long after its intended start each op began, in µs.
+    pub start_lag: Histogram<u64>,
     pub seconds: f64,
     /// User + system CPU seconds of this process during the phase.
     pub cpu_seconds: f64,
+    /// CPU seconds the hypervisor took from this machine during the phase (steal, all CPUs):
+    /// a shared VM's noise, which the tail latencies include.
+    pub steal_seconds: f64,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid bounds")
+}
+
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, MAX_LATENCY_US)
 }
 
 impl Stats {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Stats {
             ok: 0,
             errors: BTreeMap::new(),
-            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid bounds"),
+            latency: histogram(),
+            calls: histogram(),
+            start_lag: histogram(),
             seconds: 0.0,
             cpu_seconds: 0.0,
+            steal_seconds: 0.0,
         }
     }
 
-    fn record(&mut self, result: Result<(), String>, elapsed: Duration) {
+    fn record(&mut self, result: Result<(), String>, elapsed: Duration, calls: &[Duration]) {
+        for call in calls {
+            self.calls.record(micros(*call)).expect("clamped");
+        }
         match result {
             Ok(()) => {
                 self.ok += 1;
-                let us = (elapsed.as_micros() as u64).clamp(1, MAX_LATENCY_US);
-                self.latency.record(us).expect("clamped into the bounds");
+                self.latency.record(micros(elapsed)).expect("clamped");
             }
             Err(key) => *self.errors.entry(key).or_default() += 1,
         }
     }
 
-    fn merge(&mut self, other: Stats) {
+    /// Adds another measurement of the same backend (another round, or another task).
+    pub fn merge(&mut self, other: Stats) {
         self.ok += other.ok;
         for (k, n) in other.errors {
             *self.errors.entry(k).or_default() += n;
         }
         self.latency.add(&other.latency).expect("same bounds");
+        self.calls.add(&other.calls).expect("same bounds");
+        self.start_lag.add(&other.start_lag).expect("same bounds");
+        self.seconds += other.seconds;
+        self.cpu_seconds += other.cpu_seconds;
+        self.steal_seconds += other.steal_seconds;
     }
 
     pub fn errors_total(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    pub fn ops_per_s(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.ok as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
     }
 }
 
@@ -71,6 +115,7 @@ pub async fn run(
     rate: Option<f64>,
 ) -> Stats {
     let cpu_before = cpu_seconds();
+    let steal_before = steal_seconds();
     let started = Instant::now();
     let mut stats = match rate {
         Some(rate) => open_loop(driver, concurrency.max(1), duration, rate, started).await,
@@ -78,6 +123,7 @@ pub async fn run(
     };
     stats.seconds = started.elapsed().as_secs_f64();
     stats.cpu_seconds = cpu_seconds() - cpu_before;
+    stats.steal_seconds = steal_seconds() - steal_before;
     stats
 }
 
@@ -93,10 +139,12 @@ async fn closed_loop(
             let driver = driver.clone();
             tokio::spawn(async move {
                 let mut stats = Stats::new();
+                let mut calls = Vec::with_capacity(2);
                 while Instant::now() < deadline {
+                    calls.clear();
                     let t = Instant::now();
-                    let result = driver.op(worker).await;
-                    stats.record(result, t.elapsed());
+                    let result = driver.op(worker, &mut calls).await;
+                    stats.record(result, t.elapsed(), &calls);
                 }
                 stats
             })
@@ -112,6 +160,34 @@ async fn closed_loop(
     total
 }
 
+/// Sends `(i, intended start)` for every op due in `[started, started + duration)` at `rate`
+/// ops/s, each when it is due, from a thread of its own; stops early when the receiver is gone.
+fn pacer(
+    started: Instant,
+    duration: Duration,
+    rate: f64,
+) -> mpsc::UnboundedReceiver<(u64, Instant)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+    let started = started.into_std();
+    std::thread::spawn(move || {
+        for i in 0u64.. {
+            let intended = started + period.mul_f64(i as f64);
+            if intended >= started + duration {
+                break;
+            }
+            let now = std::time::Instant::now();
+            if intended > now {
+                std::thread::sleep(intended - now);
+            }
+            if tx.send((i, Instant::from_std(intended))).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 async fn open_loop(
     driver: Arc<Driver>,
     max_in_flight: usize,
@@ -119,27 +195,25 @@ async fn open_loop(
     rate: f64,
     started: Instant,
 ) -> Stats {
-    let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let shared = Arc::new(Mutex::new(Stats::new()));
     let mut dropped = 0u64;
-    for i in 0u64.. {
-        // The intended start of op i: a late one is measured from here, not from when it began.
-        let intended = started + period.mul_f64(i as f64);
-        if intended >= started + duration {
-            break;
-        }
-        tokio::time::sleep_until(intended).await;
+    let mut due = pacer(started, duration, rate);
+    while let Some((i, intended)) = due.recv().await {
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             dropped += 1;
             continue;
         };
         let (driver, shared) = (driver.clone(), shared.clone());
         tokio::spawn(async move {
-            let result = driver.op(i as usize).await;
+            // A late op is measured from its intended start, not from when it began.
+            let lag = intended.elapsed();
+            let mut calls = Vec::with_capacity(2);
+            let result = driver.op(i as usize, &mut calls).await;
             let elapsed = intended.elapsed();
             if let Ok(mut stats) = shared.lock() {
-                stats.record(result, elapsed);
+                stats.start_lag.record(micros(lag)).expect("clamped");
+                stats.record(result, elapsed, &calls);
             }
             drop(permit);
         });
@@ -151,8 +225,8 @@ async fn open_loop(
         .expect("never closed");
     // Every op has recorded itself (a task releases its permit last); take what they recorded.
     let mut stats = match shared.lock() {
-        Ok(mut stats) => std::mem::replace(&mut *stats, Stats::new()),
-        Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), Stats::new()),
+        Ok(mut stats) => std::mem::take(&mut *stats),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
     };
     if dropped > 0 {
         stats.errors.insert("DROPPED".into(), dropped);
@@ -181,6 +255,23 @@ pub fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
+/// CPU seconds stolen from this machine by its hypervisor so far, over all CPUs: the `steal`
+/// field (the eighth number) of the `cpu` line of `/proc/stat`, in USER_HZ ticks. 0 where there
+/// is no /proc.
+pub fn steal_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    steal_of(&stat)
+}
+
+fn steal_of(stat: &str) -> f64 {
+    stat.lines()
+        .find_map(|line| line.strip_prefix("cpu "))
+        .and_then(|fields| fields.split_whitespace().nth(7)?.parse::<u64>().ok())
+        .map_or(0.0, |ticks| ticks as f64 / 100.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +287,12 @@ mod tests {
         std::hint::black_box(x);
         let spent = cpu_seconds() - before;
         assert!(spent > 0.05, "spent {spent} s");
+    }
+
+    #[test]
+    fn steal_is_the_eighth_number_of_the_cpu_line() {
+        let stat = "cpu  161027 0 15884 149736 1335 0 6687 12369 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+        assert_eq!(steal_of(stat), 123.69);
+        assert_eq!(steal_of("intr 1 2 3\n"), 0.0);
     }
 }

@@ -65,7 +65,21 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     let run_id = format!("bench-{:08x}", rand::random::<u32>());
     let duration = Duration::from_secs_f64(args.duration);
 
-    // Phase 1: through the server.
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let mut probe = match &args.redis_url {
+        Some(url) => match RedisProbe::connect(url).await {
+            Ok(probe) => Some(probe),
+            Err(e) => {
+                eprintln!("creditd bench: no Redis figures: {e:#}");
+                None
+            }
+        },
+        None => None,
+    };
+
+    // Through the server.
     let server = Arc::new(
         Driver::new(
             grpc_backend(&args).await?,
@@ -79,52 +93,74 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     );
     server.setup().await?;
     make_holds(&server, &args).await?;
-    let mut probe = match &args.redis_url {
-        Some(url) => match RedisProbe::connect(url).await {
-            Ok(probe) => Some(probe),
-            Err(e) => {
-                eprintln!("creditd bench: no Redis figures: {e:#}");
-                None
-            }
-        },
+    warm_up(&server, &args).await;
+    // Before the baseline connects: the connections the server holds, warmed up under load.
+    let server_clients = match probe.as_mut() {
+        Some(probe) => probe.other_clients().await.ok(),
         None => None,
     };
-    let (stats, redis) = phase(&server, &args, duration, probe.as_mut()).await;
-    let server_phase = Phase::new(&stats, server.check_conservation().await?, redis);
 
-    // Phase 2: the same scripts, straight on Redis.
-    let baseline_phase = if args.baseline_redis {
-        let url = args
-            .redis_url
-            .as_deref()
-            .context("--baseline-redis needs --redis-url")?;
-        let store = RedisStore::new(url, args.shards, ClockMode::System)
-            .await
-            .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?;
-        let baseline = Arc::new(
-            Driver::new(
-                Backend::Redis(Box::new(store)),
-                args.scenario,
-                format!("{run_id}-b"),
-                args.accounts,
-                args.reserve_micros,
-                args.commit_micros,
-            )
-            .with_grants(args.grants),
-        );
-        baseline.setup().await?;
-        make_holds(&baseline, &args).await?;
-        let (stats, redis) = phase(&baseline, &args, duration, probe.as_mut()).await;
-        Some(Phase::new(
-            &stats,
-            baseline.check_conservation().await?,
-            redis,
-        ))
-    } else {
-        None
+    // The same scripts, straight on Redis.
+    let baseline = match (args.baseline_redis, args.redis_url.as_deref()) {
+        (false, _) => None,
+        (true, None) => bail!("--baseline-redis needs --redis-url"),
+        (true, Some(url)) => {
+            let mut store = RedisStore::new(url, args.shards, ClockMode::System)
+                .await
+                .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?;
+            store
+                .use_pool(args.baseline_pool_size)
+                .map_err(|e| anyhow::anyhow!("--baseline-pool-size: {e}"))?;
+            let baseline = Arc::new(
+                Driver::new(
+                    Backend::Redis(Box::new(store)),
+                    args.scenario,
+                    format!("{run_id}-b"),
+                    args.accounts,
+                    args.reserve_micros,
+                    args.commit_micros,
+                )
+                .with_grants(args.grants),
+            );
+            baseline.setup().await?;
+            make_holds(&baseline, &args).await?;
+            warm_up(&baseline, &args).await;
+            Some(baseline)
+        }
     };
 
-    let report = build_report(&args, server_phase, baseline_phase);
+    // The measured rounds, server then baseline in turn.
+    let slice = duration / args.rounds;
+    let mut server_total = Measured::default();
+    let mut baseline_total = Measured::default();
+    let mut round_ratios = Vec::new();
+    for _ in 0..args.rounds {
+        let s = measure(&server, &args, slice, probe.as_mut()).await;
+        let server_rate = s.stats.ops_per_s();
+        server_total.add(s);
+        if let Some(baseline) = &baseline {
+            let b = measure(baseline, &args, slice, probe.as_mut()).await;
+            if b.stats.ops_per_s() > 0.0 {
+                round_ratios.push(server_rate / b.stats.ops_per_s());
+            }
+            baseline_total.add(b);
+        }
+    }
+    let server_phase = Phase::new(
+        &server_total.stats,
+        server.check_conservation().await?,
+        server_total.redis_figures(server_clients),
+    );
+    let baseline_phase = match &baseline {
+        Some(baseline) => Some(Phase::new(
+            &baseline_total.stats,
+            baseline.check_conservation().await?,
+            baseline_total.redis_figures(None),
+        )),
+        None => None,
+    };
+
+    let report = build_report(&args, server_phase, baseline_phase, round_ratios);
     if args.json {
         // The readable report goes to stderr, so that stdout is the JSON object alone.
         eprint!("{}", report.text());
@@ -139,44 +175,84 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     })
 }
 
-/// Warm-up (discarded), then the measured load; with a probe, what Redis counted meanwhile.
-async fn phase(
-    driver: &Arc<Driver>,
-    args: &BenchArgs,
-    duration: Duration,
-    probe: Option<&mut RedisProbe>,
-) -> (load::Stats, Option<report::RedisFigures>) {
+/// Load that is not counted, so that connections, scripts and caches are warm.
+async fn warm_up(driver: &Arc<Driver>, args: &BenchArgs) {
     if args.warmup > 0.0 {
         let warmup = Duration::from_secs_f64(args.warmup);
         load::run(driver.clone(), args.concurrency, warmup, args.rate).await;
     }
+}
+
+/// What one backend's rounds measured, added up.
+#[derive(Default)]
+struct Measured {
+    stats: load::Stats,
+    /// Scripts Redis ran, and calls the bench made, during the rounds (with a probe).
+    script_calls: u64,
+    calls: u64,
+    /// Whether Redis counted every round (else there are no Redis figures).
+    counted: bool,
+    rounds: u32,
+}
+
+impl Measured {
+    fn add(&mut self, other: Measured) {
+        self.stats.merge(other.stats);
+        self.script_calls += other.script_calls;
+        self.calls += other.calls;
+        self.counted = other.counted && (self.rounds == 0 || self.counted);
+        self.rounds += 1;
+    }
+
+    fn redis_figures(&self, clients: Option<u64>) -> Option<report::RedisFigures> {
+        self.counted.then(|| report::RedisFigures {
+            script_calls: self.script_calls,
+            calls: self.calls,
+            script_calls_per_call: if self.calls > 0 {
+                self.script_calls as f64 / self.calls as f64
+            } else {
+                0.0
+            },
+            clients,
+        })
+    }
+}
+
+/// One round of measured load; with a probe, the scripts Redis ran meanwhile.
+async fn measure(
+    driver: &Arc<Driver>,
+    args: &BenchArgs,
+    duration: Duration,
+    probe: Option<&mut RedisProbe>,
+) -> Measured {
     let Some(probe) = probe else {
         let stats = load::run(driver.clone(), args.concurrency, duration, args.rate).await;
-        return (stats, None);
+        return Measured {
+            stats,
+            ..Measured::default()
+        };
     };
     let before = probe.script_calls().await;
     let calls_before = driver.calls.load(Ordering::Relaxed);
     let stats = load::run(driver.clone(), args.concurrency, duration, args.rate).await;
     let calls = driver.calls.load(Ordering::Relaxed) - calls_before;
     let after = probe.script_calls().await;
-    let clients = probe.other_clients().await;
-    let figures = match (before, after, clients) {
-        (Ok(before), Ok(after), Ok(clients)) => Some(report::RedisFigures {
+    match (before, after) {
+        (Ok(before), Ok(after)) => Measured {
+            stats,
             script_calls: after.saturating_sub(before),
             calls,
-            script_calls_per_call: if calls > 0 {
-                after.saturating_sub(before) as f64 / calls as f64
-            } else {
-                0.0
-            },
-            clients,
-        }),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            counted: true,
+            rounds: 1,
+        },
+        (Err(e), _) | (_, Err(e)) => {
             eprintln!("creditd bench: no Redis figures: {e:#}");
-            None
+            Measured {
+                stats,
+                ..Measured::default()
+            }
         }
-    };
-    (stats, figures)
+    }
 }
 
 async fn grpc_backend(args: &BenchArgs) -> Result<Backend> {
@@ -202,7 +278,12 @@ async fn grpc_backend(args: &BenchArgs) -> Result<Backend> {
     Ok(Backend::Grpc { clients, admin })
 }
 
-fn build_report(args: &BenchArgs, server: Phase, baseline: Option<Phase>) -> Report {
+fn build_report(
+    args: &BenchArgs,
+    server: Phase,
+    baseline: Option<Phase>,
+    round_ratios: Vec<f64>,
+) -> Report {
     let conserved =
         server.conservation.conserved && baseline.as_ref().is_none_or(|b| b.conservation.conserved);
     let ratio = baseline
@@ -244,7 +325,19 @@ fn build_report(args: &BenchArgs, server: Phase, baseline: Option<Phase>) -> Rep
         baseline_client_cpu_s: baseline.as_ref().map(|b| b.client_cpu_s),
         ratio,
         redis_scripts_per_rpc: server.redis.as_ref().map(|r| r.script_calls_per_call),
-        redis_clients: server.redis.as_ref().map(|r| r.clients),
+        redis_clients: server.redis.as_ref().and_then(|r| r.clients),
+        rpc_p50_us: server.rpc_p50_us,
+        rpc_p99_us: server.rpc_p99_us,
+        baseline_rpc_p50_us: baseline.as_ref().map(|b| b.rpc_p50_us),
+        baseline_rpc_p99_us: baseline.as_ref().map(|b| b.rpc_p99_us),
+        rpc_overhead_p50_us: baseline
+            .as_ref()
+            .map(|b| server.rpc_p50_us as i64 - b.rpc_p50_us as i64),
+        start_lag_p99_us: server.start_lag_p99_us,
+        rounds: args.rounds,
+        round_ratios,
+        client_threads: args.client_threads.max(1),
+        baseline_pool_size: args.baseline_pool_size,
         baseline_redis_scripts_per_call: baseline
             .as_ref()
             .and_then(|b| b.redis.as_ref())

@@ -18,9 +18,24 @@ pub struct Phase {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+    /// Successful calls (an op is one or two), and their latency: what one RPC, or one script
+    /// round trip in the baseline, takes.
+    pub calls: u64,
+    pub rpc_p50_us: u64,
+    pub rpc_p90_us: u64,
+    pub rpc_p99_us: u64,
+    pub rpc_p999_us: u64,
+    /// Open loop: how late after its intended start an op began (the load generator's own
+    /// delay, included in the op latencies above).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_lag_p50_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_lag_p99_us: Option<u64>,
     pub errors: u64,
     pub errors_by_status: BTreeMap<String, u64>,
     pub client_cpu_s: f64,
+    /// CPU seconds the hypervisor took from the machine meanwhile (shared-VM noise).
+    pub steal_s: f64,
     pub conservation: Conservation,
     /// What Redis counted during the measured phase (with --redis-url).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,30 +51,38 @@ pub struct RedisFigures {
     /// The calls the bench made (gRPC RPCs, or store calls in the baseline).
     pub calls: u64,
     pub script_calls_per_call: f64,
-    /// Clients connected to Redis at the end of the phase, the bench's probe excluded (the
-    /// baseline's own store connection included in the baseline phase).
-    pub clients: u64,
+    /// Server phase: clients connected to Redis after the server's warm-up under load, before
+    /// the baseline connects (the bench's probe excluded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<u64>,
 }
 
 impl Phase {
     pub fn new(stats: &Stats, conservation: Conservation, redis: Option<RedisFigures>) -> Self {
         let q = |p: f64| stats.latency.value_at_quantile(p);
+        let rpc = |p: f64| stats.calls.value_at_quantile(p);
+        let lag =
+            |p: f64| (!stats.start_lag.is_empty()).then(|| stats.start_lag.value_at_quantile(p));
         Phase {
             ops: stats.ok,
             seconds: stats.seconds,
-            ops_per_s: if stats.seconds > 0.0 {
-                stats.ok as f64 / stats.seconds
-            } else {
-                0.0
-            },
+            ops_per_s: stats.ops_per_s(),
             p50_us: q(0.5),
             p90_us: q(0.9),
             p99_us: q(0.99),
             p999_us: q(0.999),
             max_us: stats.latency.max(),
+            calls: stats.calls.len(),
+            rpc_p50_us: rpc(0.5),
+            rpc_p90_us: rpc(0.9),
+            rpc_p99_us: rpc(0.99),
+            rpc_p999_us: rpc(0.999),
+            start_lag_p50_us: lag(0.5),
+            start_lag_p99_us: lag(0.99),
             errors: stats.errors_total(),
             errors_by_status: stats.errors.clone(),
             client_cpu_s: stats.cpu_seconds,
+            steal_s: stats.steal_seconds,
             conservation,
             redis,
         }
@@ -113,9 +136,29 @@ pub struct Report {
     /// Scripts Redis ran per gRPC call during the server phase (with --redis-url).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_scripts_per_rpc: Option<f64>,
-    /// Clients connected to Redis after the server phase, the bench's probe excluded.
+    /// Redis connections the server held after its warm-up under load.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_clients: Option<u64>,
+    /// One call's latency (one RPC; one script round trip in the baseline), p50 and p99.
+    pub rpc_p50_us: u64,
+    pub rpc_p99_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_rpc_p50_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_rpc_p99_us: Option<u64>,
+    /// What the server adds to one call at the median: rpc_p50_us - baseline_rpc_p50_us.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_overhead_p50_us: Option<i64>,
+    /// Open loop: p99 of how late the server phase's ops started (the generator's own delay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_lag_p99_us: Option<u64>,
+    /// Rounds the measured time was cut into (server, then baseline, in turn), and each
+    /// round's ratio.
+    pub rounds: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub round_ratios: Vec<f64>,
+    pub client_threads: usize,
+    pub baseline_pool_size: usize,
     /// Scripts per store call in the baseline (1 by construction: a check of the probe).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_redis_scripts_per_call: Option<f64>,
@@ -149,7 +192,18 @@ impl Report {
             out += &phase_text("baseline", b);
         }
         if let Some(r) = self.ratio {
-            out += &format!("ratio server/baseline: {r:.3}\n");
+            let rounds: Vec<String> = self
+                .round_ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect();
+            out += &format!(
+                "ratio server/baseline: {r:.3} (rounds: {})\n",
+                rounds.join(" ")
+            );
+        }
+        if let Some(o) = self.rpc_overhead_p50_us {
+            out += &format!("server overhead per call at p50: {o} µs\n");
         }
         out += &format!("conserved: {}\n", self.conserved);
         out
@@ -159,7 +213,7 @@ impl Report {
 fn phase_text(name: &str, p: &Phase) -> String {
     let mut out = format!(
         "{name}: {:.0} ops/s ({} ops in {:.2} s); latency µs p50 {} p90 {} p99 {} p99.9 {} max {}; \
-         errors {}; client CPU {:.2} s\n",
+         errors {}; client CPU {:.2} s; stolen by the hypervisor {:.2} s\n",
         p.ops_per_s,
         p.ops,
         p.seconds,
@@ -170,12 +224,24 @@ fn phase_text(name: &str, p: &Phase) -> String {
         p.max_us,
         p.errors,
         p.client_cpu_s,
+        p.steal_s,
     );
+    out += &format!(
+        "  per call: {} calls; latency µs p50 {} p90 {} p99 {} p99.9 {}\n",
+        p.calls, p.rpc_p50_us, p.rpc_p90_us, p.rpc_p99_us, p.rpc_p999_us
+    );
+    if let (Some(p50), Some(p99)) = (p.start_lag_p50_us, p.start_lag_p99_us) {
+        out += &format!("  open loop: ops started late by µs p50 {p50} p99 {p99}\n");
+    }
     if let Some(r) = &p.redis {
         out += &format!(
-            "  redis: {} scripts for {} calls ({:.3} per call), {} client(s) connected\n",
-            r.script_calls, r.calls, r.script_calls_per_call, r.clients
+            "  redis: {} scripts for {} calls ({:.3} per call)",
+            r.script_calls, r.calls, r.script_calls_per_call
         );
+        if let Some(clients) = r.clients {
+            out += &format!(", {clients} connection(s) from the server");
+        }
+        out += "\n";
     }
     for (key, n) in &p.errors_by_status {
         out += &format!("  {key}: {n}\n");

@@ -1,7 +1,9 @@
 //! What one operation does, through gRPC or straight through the Redis store, and the bench
 //! accounts: created with a large grant before the load, checked for conservation after it.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tonic::service::interceptor::InterceptedService;
@@ -200,30 +202,52 @@ impl Driver {
         Ok(())
     }
 
-    /// Runs one op; `worker` picks the channel.
-    pub async fn op(&self, worker: usize) -> Result<(), ErrorKey> {
+    /// Runs one op; `worker` picks the channel. The latency of each call that succeeded is
+    /// pushed onto `calls` (a Reserve→Commit op makes two).
+    pub async fn op(&self, worker: usize, calls: &mut Vec<Duration>) -> Result<(), ErrorKey> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let account = &self.accounts[n as usize % self.accounts.len()];
         let id = format!("{}-r{n}", self.prefix);
         match &self.backend {
             Backend::Grpc { clients, .. } => {
                 let mut client = clients[worker % clients.len()].clone();
-                self.grpc_op(&mut client, account, &id).await
+                self.grpc_op(&mut client, account, &id, calls).await
             }
-            Backend::Redis(store) => self.store_op(store, account, &id).await,
+            Backend::Redis(store) => self.store_op(store, account, &id, calls).await,
         }
     }
 
-    async fn grpc_op(&self, client: &mut Client, account: &str, id: &str) -> Result<(), ErrorKey> {
+    /// Counts a call and, when it succeeds, pushes its latency onto `calls`.
+    async fn timed<T, E>(
+        &self,
+        calls: &mut Vec<Duration>,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = call.await;
+        if result.is_ok() {
+            calls.push(started.elapsed());
+        }
+        result
+    }
+
+    async fn grpc_op(
+        &self,
+        client: &mut Client,
+        account: &str,
+        id: &str,
+        calls: &mut Vec<Duration>,
+    ) -> Result<(), ErrorKey> {
         if self.scenario == Scenario::Quote {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            let answer = client
-                .quote(QuoteRequest {
-                    account_id: account.to_string(),
-                    subject_id: SUBJECT.into(),
-                    amount_micros: self.reserve_micros,
-                    items: Vec::new(),
-                })
+            let quote = client.quote(QuoteRequest {
+                account_id: account.to_string(),
+                subject_id: SUBJECT.into(),
+                amount_micros: self.reserve_micros,
+                items: Vec::new(),
+            });
+            let answer = self
+                .timed(calls, quote)
                 .await
                 .map_err(|s| status_key(&s))?
                 .into_inner();
@@ -232,16 +256,16 @@ impl Driver {
             }
             return Ok(());
         }
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let answer = client
-            .reserve(ReserveRequest {
-                account_id: account.to_string(),
-                reservation_id: id.to_string(),
-                subject_id: SUBJECT.into(),
-                amount_micros: self.reserve_micros,
-                ttl_seconds: TTL_SECONDS,
-                ..Default::default()
-            })
+        let reserve = client.reserve(ReserveRequest {
+            account_id: account.to_string(),
+            reservation_id: id.to_string(),
+            subject_id: SUBJECT.into(),
+            amount_micros: self.reserve_micros,
+            ttl_seconds: TTL_SECONDS,
+            ..Default::default()
+        });
+        let answer = self
+            .timed(calls, reserve)
             .await
             .map_err(|s| status_key(&s))?
             .into_inner();
@@ -249,73 +273,71 @@ impl Driver {
             return Err(format!("DENIED/{}", denial(answer.denial_reason)));
         }
         if self.scenario == Scenario::ReserveCommit {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            client
-                .commit(CommitRequest {
-                    account_id: account.to_string(),
-                    reservation_id: id.to_string(),
-                    amount_micros: self.commit_micros,
-                    ..Default::default()
-                })
+            let commit = client.commit(CommitRequest {
+                account_id: account.to_string(),
+                reservation_id: id.to_string(),
+                amount_micros: self.commit_micros,
+                ..Default::default()
+            });
+            self.timed(calls, commit)
                 .await
                 .map_err(|s| self.commit_failed(status_key(&s)))?;
             self.charged.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            client
-                .release(ReleaseRequest {
-                    account_id: account.to_string(),
-                    reservation_id: id.to_string(),
-                })
+            let release = client.release(ReleaseRequest {
+                account_id: account.to_string(),
+                reservation_id: id.to_string(),
+            });
+            self.timed(calls, release)
                 .await
                 .map_err(|s| status_key(&s))?;
         }
         Ok(())
     }
 
-    async fn store_op(&self, store: &RedisStore, account: &str, id: &str) -> Result<(), ErrorKey> {
+    async fn store_op(
+        &self,
+        store: &RedisStore,
+        account: &str,
+        id: &str,
+        calls: &mut Vec<Duration>,
+    ) -> Result<(), ErrorKey> {
         if self.scenario == Scenario::Quote {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            let answer = store
-                .quote(Quote {
-                    account_id: account.to_string(),
-                    subject_id: SUBJECT.into(),
-                    amount: self.reserve_micros,
-                    lines: Vec::new(),
-                })
-                .await
-                .map_err(|e| error_key(&e))?;
+            let quote = store.quote(Quote {
+                account_id: account.to_string(),
+                subject_id: SUBJECT.into(),
+                amount: self.reserve_micros,
+                lines: Vec::new(),
+            });
+            let answer = self.timed(calls, quote).await.map_err(|e| error_key(&e))?;
             if !answer.affordable {
                 let reason = answer.denial.map(model_denial).unwrap_or_default();
                 return Err(format!("NOT_AFFORDABLE/{reason}"));
             }
             return Ok(());
         }
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let answer = store
-            .reserve(requests::reserve(
-                account,
-                id,
-                SUBJECT,
-                self.reserve_micros,
-                TTL_SECONDS,
-            ))
+        let reserve = store.reserve(requests::reserve(
+            account,
+            id,
+            SUBJECT,
+            self.reserve_micros,
+            TTL_SECONDS,
+        ));
+        let answer = self
+            .timed(calls, reserve)
             .await
             .map_err(|e| error_key(&e))?;
         if let Some(reason) = answer.denial {
             return Err(format!("DENIED/{}", model_denial(reason)));
         }
         if self.scenario == Scenario::ReserveCommit {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            store
-                .commit(requests::commit(account, id, self.commit_micros))
+            let commit = store.commit(requests::commit(account, id, self.commit_micros));
+            self.timed(calls, commit)
                 .await
                 .map_err(|e| self.commit_failed(error_key(&e)))?;
             self.charged.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            store
-                .release(account, id)
+            self.timed(calls, store.release(account, id))
                 .await
                 .map_err(|e| error_key(&e))?;
         }

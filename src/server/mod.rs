@@ -214,9 +214,12 @@ pub async fn build_store(args: &ServeArgs) -> Result<Arc<dyn Store>> {
         Some(url) => {
             let masked = mask_url(url);
             tracing::info!(redis = %masked, shards = args.shards, "using the Redis store");
-            let store = RedisStore::new(url, args.shards, ClockMode::System)
+            let mut store = RedisStore::new(url, args.shards, ClockMode::System)
                 .await
                 .map_err(|e| anyhow!("cannot set up the Redis store at {masked}: {e}"))?;
+            store
+                .use_pool(args.redis_pool_size)
+                .map_err(|e| anyhow!("--redis-pool-size: {e}"))?;
             if let Some(db) = &args.database_url {
                 let ledger = crate::ledger::Ledger::connect(db, 4)?;
                 let conn = store.connection().await.map_err(|e| anyhow!("{e}"))?;
