@@ -3,6 +3,11 @@
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: a call allocates and frees many small buffers
+/// (HTTP/2 frames, protobuf, msgpack), and glibc's malloc was 14% of the server's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "creditd",
