@@ -10,6 +10,14 @@ use common::redis_server::RedisServer;
 
 const SHARDS: &str = "8";
 
+/// A private redis-server and a `creditd serve` on it, with any extra serve flags.
+async fn servers(extra: &[&str]) -> (RedisServer, CreditdServer) {
+    let redis = RedisServer::start();
+    let args: Vec<&str> = ["--shards", SHARDS].iter().chain(extra).copied().collect();
+    let server = CreditdServer::start(Some(&redis.url()), &args).await;
+    (redis, server)
+}
+
 async fn bench(server: &CreditdServer, redis: &RedisServer, scenario: &str) -> serde_json::Value {
     bench_with(server, redis, scenario, &[]).await
 }
@@ -136,8 +144,7 @@ fn check_calls(report: &serde_json::Value, scenario: &str) {
 
 #[tokio::test]
 async fn every_scenario_runs_through_the_server_and_straight_on_redis() {
-    let redis = RedisServer::start();
-    let server = CreditdServer::start(Some(&redis.url()), &["--shards", SHARDS]).await;
+    let (redis, server) = servers(&[]).await;
     for scenario in ["reserve-commit", "reserve-release", "quote"] {
         let report = bench(&server, &redis, scenario).await;
         check(&report, scenario);
@@ -146,8 +153,7 @@ async fn every_scenario_runs_through_the_server_and_straight_on_redis() {
 
 #[tokio::test]
 async fn scale_flags_spread_the_grant_and_keep_outstanding_holds() {
-    let redis = RedisServer::start();
-    let server = CreditdServer::start(Some(&redis.url()), &["--shards", SHARDS]).await;
+    let (redis, server) = servers(&[]).await;
     let report = bench_with(
         &server,
         &redis,
@@ -172,8 +178,7 @@ async fn scale_flags_spread_the_grant_and_keep_outstanding_holds() {
 
 #[tokio::test]
 async fn the_open_loop_starts_every_due_op_and_measures_how_late() {
-    let redis = RedisServer::start();
-    let server = CreditdServer::start(Some(&redis.url()), &["--shards", SHARDS]).await;
+    let (redis, server) = servers(&[]).await;
     // 200 ops/s over 2 s cut into 2 rounds: 400 ops are due in each phase.
     let report = bench_with(
         &server,
@@ -213,12 +218,7 @@ async fn the_open_loop_starts_every_due_op_and_measures_how_late() {
 
 #[tokio::test]
 async fn a_server_on_a_connection_pool_keeps_every_credit() {
-    let redis = RedisServer::start();
-    let server = CreditdServer::start(
-        Some(&redis.url()),
-        &["--shards", SHARDS, "--redis-pool-size", "3"],
-    )
-    .await;
+    let (redis, server) = servers(&["--redis-pool-size", "3"]).await;
     let report = bench_with(
         &server,
         &redis,

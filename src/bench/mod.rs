@@ -80,20 +80,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     };
 
     // Through the server.
-    let server = Arc::new(
-        Driver::new(
-            grpc_backend(&args).await?,
-            args.scenario,
-            format!("{run_id}-s"),
-            args.accounts,
-            args.reserve_micros,
-            args.commit_micros,
-        )
-        .with_grants(args.grants),
-    );
-    server.setup().await?;
-    make_holds(&server, &args).await?;
-    warm_up(&server, &args).await;
+    let server = prepare(grpc_backend(&args).await?, format!("{run_id}-s"), &args).await?;
     // Before the baseline connects: the connections the server holds, warmed up under load.
     let server_clients = match probe.as_mut() {
         Some(probe) => probe.other_clients().await.ok(),
@@ -111,21 +98,8 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
             store
                 .use_pool(args.baseline_pool_size)
                 .map_err(|e| anyhow::anyhow!("--baseline-pool-size: {e}"))?;
-            let baseline = Arc::new(
-                Driver::new(
-                    Backend::Redis(Box::new(store)),
-                    args.scenario,
-                    format!("{run_id}-b"),
-                    args.accounts,
-                    args.reserve_micros,
-                    args.commit_micros,
-                )
-                .with_grants(args.grants),
-            );
-            baseline.setup().await?;
-            make_holds(&baseline, &args).await?;
-            warm_up(&baseline, &args).await;
-            Some(baseline)
+            let backend = Backend::Redis(Box::new(store));
+            Some(prepare(backend, format!("{run_id}-b"), &args).await?)
         }
     };
 
@@ -173,6 +147,25 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A backend's driver with its accounts made, its outstanding holds taken and its warm-up done.
+async fn prepare(backend: Backend, prefix: String, args: &BenchArgs) -> Result<Arc<Driver>> {
+    let driver = Arc::new(
+        Driver::new(
+            backend,
+            args.scenario,
+            prefix,
+            args.accounts,
+            args.reserve_micros,
+            args.commit_micros,
+        )
+        .with_grants(args.grants),
+    );
+    driver.setup().await?;
+    make_holds(&driver, args).await?;
+    warm_up(&driver, args).await;
+    Ok(driver)
 }
 
 /// Load that is not counted, so that connections, scripts and caches are warm.
