@@ -240,6 +240,15 @@ impl ServeArgs {
                 self.worker_threads
             );
         }
+        if self.redis_pool_size > 1024 {
+            bail!(
+                "--redis-pool-size must be at most 1024, got {}",
+                self.redis_pool_size
+            );
+        }
+        if self.redis_pool_size > 0 && self.redis_url.is_none() {
+            bail!("--redis-pool-size needs --redis-url");
+        }
         if self.reconcile && (self.database_url.is_none() || self.redis_url.is_none()) {
             bail!("--reconcile needs --database-url and --redis-url");
         }
@@ -376,6 +385,7 @@ mod tests {
         assert_eq!(a.shutdown_grace(), Duration::from_secs(10));
         assert_eq!(a.log_format, LogFormat::Text);
         assert_eq!(a.worker_threads, 1);
+        assert_eq!(a.redis_pool_size, 0);
         assert!(!a.reconcile && a.database_url.is_none());
         assert!(a.validate().is_ok());
     }
@@ -398,6 +408,11 @@ mod tests {
             (&["--listen", "0.0.0.0:50051"], "--insecure-no-auth"),
             (&["--http-listen", "[::]:9464"], "--insecure-no-auth"),
             (&["--worker-threads", "0"], "--worker-threads"),
+            (&["--redis-pool-size", "4"], "--redis-pool-size"),
+            (
+                &["--redis-url", "redis://h/", "--redis-pool-size", "5000"],
+                "--redis-pool-size",
+            ),
             (&["--reconcile"], "--reconcile"),
             (
                 &["--reconcile", "--database-url", "postgres://h/db"],

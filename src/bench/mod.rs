@@ -1,6 +1,7 @@
 //! `creditd bench`: load on a running creditd over gRPC, and (with `--baseline-redis`) the same
-//! load straight on the same Redis through [`RedisStore`], one phase after the other, so that the
-//! report can say what the server adds to the scripts it runs.
+//! load straight on the same Redis through [`RedisStore`], in alternating rounds (server, then
+//! baseline, `--rounds` times), so that the report can say what the server adds to the scripts it
+//! runs even while the machine's speed drifts.
 //!
 //! Rooms: [`args`] (the flags), [`scenario`] (what one op is, the bench accounts and their
 //! conservation check), [`load`] (closed and open loops), [`redis_probe`] (what Redis counted),
