@@ -17,15 +17,10 @@ async fn assert_ledger_invariants(env: &LedgerEnv) {
 }
 
 async fn assert_in_sync(env: &LedgerEnv) {
-    let report = creditd::ledger::drift::check_accounts(
-        &env.ledger,
-        &env.redis.url(),
-        common::stores::SHARDS,
-        None,
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .expect("check");
+    let report = env
+        .check(std::time::Duration::from_secs(5))
+        .await
+        .expect("check");
     assert!(!report.accounts.is_empty());
     for (account, status) in &report.accounts {
         assert_eq!(
@@ -210,15 +205,7 @@ async fn entries_of_a_dead_reconciler_are_taken_over_and_the_stream_is_trimmed_o
         .await
         .unwrap();
     assert_eq!(status.pending, 3);
-    let report = creditd::ledger::drift::check_accounts(
-        &env.ledger,
-        &env.redis.url(),
-        common::stores::SHARDS,
-        None,
-        std::time::Duration::ZERO,
-    )
-    .await
-    .unwrap();
+    let report = env.check(std::time::Duration::ZERO).await.unwrap();
     assert!(matches!(
         report.accounts["acct-a"],
         creditd::ledger::drift::Status::LedgerGap { .. }
@@ -414,15 +401,7 @@ async fn several_reconcilers_share_the_streams_and_book_each_event_once() {
         }
     }
     common::eventually(common::WAIT, "the replicas to book everything", || async {
-        let r = creditd::ledger::drift::check_accounts(
-            &env.ledger,
-            &env.redis.url(),
-            common::stores::SHARDS,
-            None,
-            std::time::Duration::ZERO,
-        )
-        .await
-        .ok()?;
+        let r = env.check(std::time::Duration::ZERO).await.ok()?;
         (r.accounts.len() == accounts.len()
             && r.accounts
                 .values()

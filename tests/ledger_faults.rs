@@ -404,14 +404,7 @@ async fn an_account_missing_from_redis_is_loaded_from_the_ledger_on_first_use() 
     let evict = |conn: &mut redis::aio::ConnectionManager| {
         let keys = env.store.keys("acct-a");
         let mut cmd = redis::cmd("DEL");
-        for k in [
-            &keys.account,
-            &keys.grants,
-            &keys.reservations,
-            &keys.expiry,
-            &keys.policies,
-            &keys.usage,
-        ] {
+        for k in keys.own() {
             cmd.arg(k);
         }
         let mut conn = conn.clone();

@@ -143,14 +143,7 @@ async fn create(store: &RedisStore, account: &str) -> Result<()> {
 /// and usage counters, in that order (0 for a key that does not exist).
 async fn usage(conn: &mut ConnectionManager, keys: &AccountKeys) -> Result<[u64; 6]> {
     let mut pipe = redis::pipe();
-    for key in [
-        &keys.account,
-        &keys.grants,
-        &keys.reservations,
-        &keys.expiry,
-        &keys.policies,
-        &keys.usage,
-    ] {
+    for key in keys.own() {
         pipe.cmd("MEMORY")
             .arg("USAGE")
             .arg(key)

@@ -734,8 +734,8 @@ mod tests {
             args.by,
             vec![UsageBy::Day, UsageBy::Label("feature".into())]
         );
-        assert_eq!(args.from.map(|t| t.seconds), Some(1_767_225_600));
-        assert_eq!(args.to, None);
+        assert_eq!(args.window.from.map(|t| t.seconds), Some(1_767_225_600));
+        assert_eq!(args.window.to, None);
         assert_eq!(args.subject.as_deref(), Some("u1"));
         assert!(parse("creditd usage acme --by week").is_err());
 

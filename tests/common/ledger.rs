@@ -40,6 +40,19 @@ impl LedgerEnv {
         }
     }
 
+    /// `creditd check` over every account: the ledger against Redis, waiting up to `settle` for
+    /// events not booked yet.
+    pub async fn check(&self, settle: Duration) -> anyhow::Result<creditd::ledger::drift::Report> {
+        creditd::ledger::drift::check_accounts(
+            &self.ledger,
+            &self.redis.url(),
+            SHARDS,
+            None,
+            settle,
+        )
+        .await
+    }
+
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
     }

@@ -44,16 +44,23 @@ fn parse_usage_by(text: &str) -> Result<UsageBy, String> {
     }
 }
 
+/// The time window of a report.
 #[derive(Debug, Args)]
-pub struct UsageArgs {
-    /// The account id.
-    pub account: String,
+pub struct Window {
     /// From this time on (RFC 3339 or a date, e.g. 2026-11-01; default: the beginning).
     #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
     pub from: Option<Timestamp>,
     /// Before this time (RFC 3339 or a date; default: everything booked).
     #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
     pub to: Option<Timestamp>,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// The account id.
+    pub account: String,
+    #[command(flatten)]
+    pub window: Window,
     /// Group by sku, subject, label:KEY or day (UTC); repeatable, e.g. --by day --by sku.
     /// Without --by: one line with the total.
     #[arg(long = "by", value_name = "GROUPING", value_parser = parse_usage_by)]
@@ -74,12 +81,8 @@ pub struct PnlArgs {
     /// Every account of this parent (customer), each on its own line, and their total.
     #[arg(long)]
     pub parent: Option<String>,
-    /// From this time on (RFC 3339 or a date; default: the beginning).
-    #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
-    pub from: Option<Timestamp>,
-    /// Before this time (RFC 3339 or a date; default: everything booked).
-    #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
-    pub to: Option<Timestamp>,
+    #[command(flatten)]
+    pub window: Window,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -108,12 +111,8 @@ pub struct EntriesArgs {
     /// Only this grant's postings (also @overage, @debt).
     #[arg(long)]
     pub grant: Option<String>,
-    /// From this time on (RFC 3339 or a date).
-    #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
-    pub from: Option<Timestamp>,
-    /// Before this time (RFC 3339 or a date).
-    #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
-    pub to: Option<Timestamp>,
+    #[command(flatten)]
+    pub window: Window,
     /// Print at most this many postings (the pages are followed until then).
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: u64,
@@ -123,12 +122,8 @@ pub struct EntriesArgs {
 pub struct AuditArgs {
     /// The account id.
     pub account: String,
-    /// From this time on (RFC 3339 or a date).
-    #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
-    pub from: Option<Timestamp>,
-    /// Before this time (RFC 3339 or a date).
-    #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
-    pub to: Option<Timestamp>,
+    #[command(flatten)]
+    pub window: Window,
     /// Print at most this many changes (the pages are followed until then).
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: u64,
@@ -140,8 +135,8 @@ pub struct AuditArgs {
 pub fn usage_request(args: UsageArgs) -> Result<GetUsageRequest, Status> {
     let mut request = GetUsageRequest {
         account_id: args.account,
-        start_time: args.from,
-        end_time: args.to,
+        start_time: args.window.from,
+        end_time: args.window.to,
         subject_id: args.subject.unwrap_or_default(),
         ..Default::default()
     };
@@ -170,8 +165,8 @@ pub fn pnl_request(args: PnlArgs) -> GetProfitAndLossRequest {
     GetProfitAndLossRequest {
         account_id: args.account.unwrap_or_default(),
         parent_id: args.parent.unwrap_or_default(),
-        start_time: args.from,
-        end_time: args.to,
+        start_time: args.window.from,
+        end_time: args.window.to,
     }
 }
 
@@ -223,8 +218,8 @@ pub fn entries_request(args: &EntriesArgs) -> ListLedgerEntriesRequest {
         account_id: args.account.clone(),
         reservation_id: args.reservation.clone().unwrap_or_default(),
         grant_id: args.grant.clone().unwrap_or_default(),
-        start_time: args.from,
-        end_time: args.to,
+        start_time: args.window.from,
+        end_time: args.window.to,
         ..Default::default()
     }
 }
@@ -232,8 +227,8 @@ pub fn entries_request(args: &EntriesArgs) -> ListLedgerEntriesRequest {
 pub fn audit_request(args: &AuditArgs) -> ListAuditEventsRequest {
     ListAuditEventsRequest {
         account_id: args.account.clone(),
-        start_time: args.from,
-        end_time: args.to,
+        start_time: args.window.from,
+        end_time: args.window.to,
         ..Default::default()
     }
 }
@@ -258,8 +253,10 @@ mod tests {
     fn one_label_key_per_report() {
         let args = |by: Vec<UsageBy>| UsageArgs {
             account: "acme".into(),
-            from: None,
-            to: None,
+            window: Window {
+                from: None,
+                to: None,
+            },
             by,
             subject: None,
             connection: Connection {

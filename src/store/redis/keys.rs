@@ -65,6 +65,19 @@ impl AccountKeys {
         }
     }
 
+    /// The keys that hold this account's own data (not its shard's due set, stream or clock):
+    /// record, grants, reservations, expiry index, policies and usage counters.
+    pub fn own(&self) -> [&str; 6] {
+        [
+            &self.account,
+            &self.grants,
+            &self.reservations,
+            &self.expiry,
+            &self.policies,
+            &self.usage,
+        ]
+    }
+
     pub fn all(&self) -> [&str; 9] {
         [
             &self.account,
