@@ -273,12 +273,18 @@ local function grant_state(g)
   return 'ACTIVE'
 end
 
--- Live grants in drawdown order: lowest priority number, soonest expiry, oldest.
+-- Live grants in drawdown order: lowest priority number, soonest expiry, oldest. Sorted once per
+-- script and kept in S.live: the order is fixed per grant and NOW is fixed per script, so only a
+-- grant added or voided changes the list (both call forget_live()). With many grants the sort
+-- was the costliest step, and a script used to redo it three times (BENCHMARKS.md, Scale).
 local function drawdown()
+  if S.live then
+    return S.live
+  end
   local live = {}
   for _, g in pairs(S.grants) do
     if grant_state(g) == 'ACTIVE' then
-      table.insert(live, g)
+      live[#live + 1] = g
     end
   end
   table.sort(live, function(x, y)
@@ -287,15 +293,18 @@ local function drawdown()
     if ex ~= ey then return ex < ey end
     return x.created_seq < y.created_seq
   end)
+  S.live = live
   return live
+end
+
+local function forget_live()
+  S.live = nil
 end
 
 local function free_credits()
   local free = 0
-  for _, g in pairs(S.grants) do
-    if grant_state(g) == 'ACTIVE' then
-      free = free + g.remaining
-    end
+  for _, g in ipairs(drawdown()) do
+    free = free + g.remaining
   end
   return free
 end
@@ -310,6 +319,11 @@ local function overage_room()
     limit = acc.overage_cap
   end
   return math.max(limit - S.a.overage_used - S.a.overage_held, 0)
+end
+
+-- Spendable now: live grants' remaining plus overage room, less debt (balance().available).
+local function available_credits()
+  return math.min(free_credits() + overage_room(), MAX) - S.a.debt
 end
 
 local function balance()
@@ -417,6 +431,7 @@ local function add_grant(id, kind, amount, priority, effective_at, expires_at, u
   ev.actor = actor
   ev.after = copy(g)
   S.grants[id] = g
+  forget_live()
   touch_grant(g)
   return g
 end
@@ -758,7 +773,7 @@ end
 
 -- Marks the levels already crossed at creation, so a new account does not announce them.
 local function arm_alerts()
-  local available = balance().available
+  local available = available_credits()
   for _, level in ipairs(levels()) do
     if available <= level then
       S.a.fired['level:' .. fmt(level)] = true
@@ -776,7 +791,7 @@ end
 
 local function check_alerts()
   local a = S.a
-  local available = balance().available
+  local available = available_credits()
   for _, level in ipairs(levels()) do
     local key = 'level:' .. fmt(level)
     if available <= level then
@@ -787,8 +802,8 @@ local function check_alerts()
   end
 
   local total, used = 0, 0
-  for _, g in pairs(S.grants) do
-    if g.kind == 'ALLOWANCE' and grant_state(g) == 'ACTIVE' then
+  for _, g in ipairs(drawdown()) do
+    if g.kind == 'ALLOWANCE' then
       total = total + g.amount
       used = used + g.amount - g.remaining
     end

@@ -16,6 +16,7 @@ if not (g.is_voided or g.closed) then
   g.remaining = 0
   g.voided = g.voided + amount
   g.is_voided = true
+  forget_live()
   touch_grant(g)
   ev.detail = id
   move(ev, id, 'available', 'voided', amount)
