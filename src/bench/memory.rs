@@ -139,9 +139,9 @@ async fn create(store: &RedisStore, account: &str) -> Result<()> {
     Ok(())
 }
 
-/// `MEMORY USAGE` (exact) of the account's record, grants, reservations, expiry index, policies
-/// and usage counters, in that order (0 for a key that does not exist).
-async fn usage(conn: &mut ConnectionManager, keys: &AccountKeys) -> Result<[u64; 6]> {
+/// `MEMORY USAGE` (exact) of the account's record, grants, reservations, expiry index, policies,
+/// usage counters and closed grants, in that order (0 for a key that does not exist).
+async fn usage(conn: &mut ConnectionManager, keys: &AccountKeys) -> Result<[u64; 7]> {
     let mut pipe = redis::pipe();
     for key in keys.own() {
         pipe.cmd("MEMORY")
@@ -151,7 +151,7 @@ async fn usage(conn: &mut ConnectionManager, keys: &AccountKeys) -> Result<[u64;
             .arg(0);
     }
     let sizes: Vec<Option<u64>> = pipe.query_async(conn).await?;
-    let mut out = [0u64; 6];
+    let mut out = [0u64; 7];
     for (o, s) in out.iter_mut().zip(sizes) {
         *o = s.unwrap_or(0);
     }

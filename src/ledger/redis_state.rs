@@ -32,16 +32,20 @@ pub struct RedisAccount {
     pub totals: Totals,
 }
 
-/// Reads the account's record and grants in one MULTI, so no script runs in between.
+/// Reads the account's record and grants (open and closed) in one MULTI, so no script runs in
+/// between.
 pub async fn read(conn: &mut ConnectionManager, keys: &AccountKeys) -> Result<RedisAccount> {
-    type Raw = (Option<Vec<u8>>, Vec<(String, Vec<u8>)>);
-    let (raw, grants): Raw = redis::pipe()
+    type Grants = Vec<(String, Vec<u8>)>;
+    type Raw = (Option<Vec<u8>>, Grants, Grants);
+    let (raw, mut grants, closed): Raw = redis::pipe()
         .atomic()
         .get(&keys.account)
         .hgetall(&keys.grants)
+        .hgetall(&keys.closed_grants)
         .query_async(conn)
         .await
         .context("reading the account from Redis")?;
+    grants.extend(closed);
     match raw {
         Some(raw) => account_of(&raw, &grants),
         None => Ok(RedisAccount::default()),

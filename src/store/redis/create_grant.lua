@@ -7,7 +7,7 @@ local effective_at, expires_at, unit_price = arg_opt_int(7), arg_opt_int(8), arg
 if not open_account() then
   return fail('ACCOUNT_NOT_FOUND')
 end
-local existing = S.grants[id]
+local existing = find_grant(id)
 if existing ~= nil then
   local same = existing.kind == kind and existing.amount == amount
     and existing.priority == priority and existing.expires_at == expires_at

@@ -3,7 +3,8 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `creditd:{N}:a:<account>` | string (msgpack) | settings, counters, sequence number, period |
-//! | `creditd:{N}:a:<account>:grants` | hash | grant id → grant (msgpack) |
+//! | `creditd:{N}:a:<account>:grants` | hash | grant id → grant (msgpack): the grants still open, or holding credits |
+//! | `creditd:{N}:a:<account>:grants:closed` | hash | grant id → grant (msgpack): expired or voided grants that hold nothing, which no call reads again but ListGrants and replays |
 //! | `creditd:{N}:a:<account>:res` | hash | reservation id → reservation (msgpack) |
 //! | `creditd:{N}:a:<account>:expiry` | zset | held reservation id → expires_at (ms) |
 //! | `creditd:{N}:a:<account>:policies` | hash | subject id (or `*`) → policy (msgpack) |
@@ -32,7 +33,7 @@ pub fn clock(shard: u32) -> String {
     format!("creditd:{{{shard}}}:clock")
 }
 
-/// The nine keys every account script receives, in the order of `lib.lua`'s header.
+/// The keys of an account and of its shard, as the scripts receive them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountKeys {
     pub shard: u32,
@@ -45,6 +46,7 @@ pub struct AccountKeys {
     pub clock: String,
     pub policies: String,
     pub usage: String,
+    pub closed_grants: String,
 }
 
 impl AccountKeys {
@@ -54,6 +56,7 @@ impl AccountKeys {
         AccountKeys {
             shard,
             grants: format!("{base}:grants"),
+            closed_grants: format!("{base}:grants:closed"),
             reservations: format!("{base}:res"),
             expiry: format!("{base}:expiry"),
             policies: format!("{base}:policies"),
@@ -66,8 +69,8 @@ impl AccountKeys {
     }
 
     /// The keys that hold this account's own data (not its shard's due set, stream or clock):
-    /// record, grants, reservations, expiry index, policies and usage counters.
-    pub fn own(&self) -> [&str; 6] {
+    /// record, grants, reservations, expiry index, policies, usage counters and closed grants.
+    pub fn own(&self) -> [&str; 7] {
         [
             &self.account,
             &self.grants,
@@ -75,10 +78,12 @@ impl AccountKeys {
             &self.expiry,
             &self.policies,
             &self.usage,
+            &self.closed_grants,
         ]
     }
 
-    pub fn all(&self) -> [&str; 9] {
+    /// The ten keys every account script receives, in the order of `lib.lua`'s header.
+    pub fn all(&self) -> [&str; 10] {
         [
             &self.account,
             &self.grants,
@@ -89,6 +94,7 @@ impl AccountKeys {
             &self.clock,
             &self.policies,
             &self.usage,
+            &self.closed_grants,
         ]
     }
 }

@@ -4,7 +4,7 @@
 --
 -- KEYS (the same for every account script; all share the shard's hash tag):
 --   KEYS[1] account state (string, msgpack)
---   KEYS[2] grants (hash: grant id -> msgpack)
+--   KEYS[2] grants (hash: grant id -> msgpack): the open ones, and closed ones still holding credits
 --   KEYS[3] reservations (hash: reservation id -> msgpack)
 --   KEYS[4] the account's held reservations by expiry (zset: reservation id -> expires_at ms)
 --   KEYS[5] the shard's accounts with holds, by earliest expiry (zset: account id -> ms)
@@ -12,6 +12,9 @@
 --   KEYS[7] the shard's test clock (string, ms; absent = Redis TIME)
 --   KEYS[8] subject policies (hash: subject id or '*' -> msgpack)
 --   KEYS[9] usage counters of budgets and frequency caps (hash: key -> msgpack {window, used})
+--   KEYS[10] closed grants (hash: grant id -> msgpack): expired or voided, holding nothing. flush()
+--            moves a grant here once it is final, so that a call reads only the grants that can
+--            still change: an account's cost per call does not grow with its history of grants.
 -- ARGV (common):
 --   ARGV[1] account id
 --   ARGV[2] the rate card's plans, msgpack {plan id -> allowance} ('' = none)
@@ -34,6 +37,7 @@ local MAX = 9007199254740991
 local OVERAGE, DEBT = '@overage', '@debt'
 local K_ACCOUNT, K_GRANTS, K_RES, K_EXPIRY, K_DUE, K_EVENTS, K_CLOCK, K_POLICIES, K_USAGE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_CLOSED = KEYS[10]
 local ACCOUNT_ID = ARGV[1]
 local PLANS = {}
 if ARGV[2] ~= '' then
@@ -109,6 +113,11 @@ local S = {
   policies = {}, dirty_policies = {}, usage = {}, dirty_usage = {},
 }
 
+-- A grant that nothing can change any more: expired (closed) or voided, and holding nothing.
+local function is_final(g)
+  return (g.closed or g.is_voided) and g.held == 0
+end
+
 local function load_account()
   local raw = redis.call('GET', K_ACCOUNT)
   if not raw then
@@ -121,13 +130,43 @@ local function load_account()
   S.a.fired = S.a.fired or {}
   local flat = redis.call('HGETALL', K_GRANTS)
   for i = 1, #flat, 2 do
-    S.grants[flat[i]] = cmsgpack.unpack(flat[i + 1])
+    local g = cmsgpack.unpack(flat[i + 1])
+    S.grants[flat[i]] = g
+    if is_final(g) then
+      -- Written before closed grants were moved out: the next flush moves it.
+      S.dirty_grants[g.grant_id] = true
+    end
   end
   return true
 end
 
 local function touch_grant(g)
   S.dirty_grants[g.grant_id] = true
+end
+
+-- A grant by id, open or closed, or nil (for replays and ListGrants; the balance and every
+-- drawdown need only S.grants).
+local function find_grant(id)
+  local g = S.grants[id]
+  if g == nil then
+    local raw = redis.call('HGET', K_CLOSED, id)
+    if raw then g = cmsgpack.unpack(raw) end
+  end
+  return g
+end
+
+-- Every grant of the account, open and closed, in creation order.
+local function all_grants()
+  local all = {}
+  for _, g in pairs(S.grants) do
+    all[#all + 1] = g
+  end
+  local flat = redis.call('HGETALL', K_CLOSED)
+  for i = 2, #flat, 2 do
+    all[#all + 1] = cmsgpack.unpack(flat[i])
+  end
+  table.sort(all, function(x, y) return x.created_seq < y.created_seq end)
+  return all
 end
 
 -- A field of a hash of msgpack values, read once per script and kept in `cache` (false when
@@ -449,7 +488,7 @@ local function issue_allowance()
     return
   end
   local id = 'allowance-' .. date(S.a.period_start)
-  if amount > 0 and S.grants[id] == nil then
+  if amount > 0 and find_grant(id) == nil then
     add_grant(id, 'ALLOWANCE', amount, 10, S.a.period_start, S.a.period_end, 0, '')
   end
 end
@@ -846,8 +885,14 @@ local function flush()
   local state = {a = cmsgpack.pack(S.a), g = {}, r = {}, u = {}, p = {}}
   redis.call('SET', K_ACCOUNT, state.a)
   for id in pairs(S.dirty_grants) do
-    state.g[id] = cmsgpack.pack(S.grants[id])
-    redis.call('HSET', K_GRANTS, id, state.g[id])
+    local g = S.grants[id]
+    state.g[id] = cmsgpack.pack(g)
+    if is_final(g) then
+      redis.call('HDEL', K_GRANTS, id)
+      redis.call('HSET', K_CLOSED, id, state.g[id])
+    else
+      redis.call('HSET', K_GRANTS, id, state.g[id])
+    end
   end
   for id in pairs(S.dirty_res) do
     local r = S.res[id]

@@ -218,7 +218,7 @@ impl RedisStore {
         AccountKeys::new(account_id, self.shards)
     }
 
-    /// Runs an account script: the account's nine keys, then the account id, the plans and the
+    /// Runs an account script: the account's ten keys, then the account id, the plans and the
     /// operation's own arguments.
     async fn call<T: DeserializeOwned>(
         &self,

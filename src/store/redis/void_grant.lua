@@ -3,7 +3,7 @@ local id = ARGV[3]
 if not open_account() then
   return fail('ACCOUNT_NOT_FOUND')
 end
-local g = S.grants[id]
+local g = find_grant(id)
 if g == nil then
   flush()
   return fail('GRANT_NOT_FOUND')
