@@ -1,7 +1,9 @@
 //! What the hot path costs Redis, counted by Redis itself: every Reserve, Commit and Release is
-//! exactly one command from creditd (an EVALSHA of its script; counted by `INFO commandstats`, and
+//! exactly one command from creditd (an FCALL of its function; counted by `INFO commandstats`, and
 //! by `MONITOR`, which tells a client's commands from those a script runs inside Redis), and all
 //! the in-flight calls of 64 concurrent callers share at most 2 connections (`CLIENT LIST`).
+//! A Redis that loses the function library (a restart without persistence, `FUNCTION FLUSH`)
+//! gets it back from the first call that misses it, and no call fails or counts twice.
 
 mod common;
 
@@ -66,7 +68,7 @@ fn monitor(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<BTreeMap
             match reader.read_line(&mut line) {
                 Ok(0) => break,
                 Ok(_) => {
-                    // +1700000000.123456 [0 127.0.0.1:5555] "evalsha" ...   or   [0 lua] "GET" ...
+                    // +1700000000.123456 [0 127.0.0.1:5555] "fcall" ...   or   [0 lua] "GET" ...
                     let Some((source, rest)) = line.split_once("] ") else {
                         continue;
                     };
@@ -113,7 +115,7 @@ async fn each_hot_path_call_is_one_redis_command_over_at_most_two_connections() 
         .await
         .unwrap();
     let credits = server.credits().await;
-    // Warm up: the scripts are loaded once (NOSCRIPT, SCRIPT LOAD) before counting.
+    // Warm up: the function library is loaded once ("Function not found", FUNCTION LOAD).
     let mut c = credits.clone();
     c.reserve(reserve_req("cmds", "warm", CREDIT))
         .await
@@ -158,12 +160,12 @@ async fn each_hot_path_call_is_one_redis_command_over_at_most_two_connections() 
 
     let calls = (callers * per_caller * 2) as u64;
     let delta = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
-    assert_eq!(delta("evalsha"), calls, "one EVALSHA per call");
-    assert_eq!(sent.get("evalsha"), Some(&calls), "{sent:?}");
+    assert_eq!(delta("fcall"), calls, "one FCALL per call");
+    assert_eq!(sent.get("fcall"), Some(&calls), "{sent:?}");
     // Nothing else was sent for the calls: only health pings, and this test's own probes.
     for (name, n) in &sent {
         assert!(
-            ["evalsha", "ping", "info", "client"].contains(&name.as_str()),
+            ["fcall", "ping", "info", "client"].contains(&name.as_str()),
             "{name} was sent {n} times during the calls: {sent:?}"
         );
     }
@@ -171,4 +173,76 @@ async fn each_hot_path_call_is_one_redis_command_over_at_most_two_connections() 
         (1..=2).contains(&peak),
         "{peak} connections carried the calls"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_lost_the_function_library_gets_it_back_and_no_call_fails() {
+    use creditd::store::redis::RedisStore;
+    use creditd::store::{ClockMode, Store};
+    let redis = RedisServer::start();
+    let store = Arc::new(
+        RedisStore::new(&redis.url(), 4, ClockMode::Manual(common::T0))
+            .await
+            .unwrap(),
+    );
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut probe = client.get_multiplexed_async_connection().await.unwrap();
+    let libraries = |mut conn: redis::aio::MultiplexedConnection| async move {
+        let list: redis::Value = redis::cmd("FUNCTION")
+            .arg("LIST")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        format!("{list:?}").matches("creditd_").count() > 0
+    };
+    assert!(
+        !libraries(probe.clone()).await,
+        "nothing loaded before the first call"
+    );
+    let account = common::requests::new_account("lib");
+    store.create_account(account).await.unwrap();
+    let grant = common::requests::new_grant(
+        "lib",
+        "g",
+        creditd::model::GrantKind::Prepaid,
+        1_000 * CREDIT,
+    );
+    store.create_grant(grant).await.unwrap();
+    assert!(libraries(probe.clone()).await);
+
+    for round in 0..3 {
+        let _: () = redis::cmd("FUNCTION")
+            .arg("FLUSH")
+            .query_async(&mut probe)
+            .await
+            .unwrap();
+        // 32 calls at once against a Redis without the library: each that misses it loads it
+        // (a second load of the same library is not an error) and is made once more.
+        let calls = (0..32).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = format!("r{round}-{i}");
+                let r = common::requests::new_reserve("lib", &id, CREDIT);
+                store.reserve(r).await.unwrap();
+                store
+                    .commit(common::requests::new_commit("lib", &id, CREDIT / 2))
+                    .await
+                    .unwrap()
+            })
+        });
+        for call in futures::future::join_all(calls).await {
+            let effect = call.unwrap();
+            assert!(!effect.replayed);
+        }
+        assert!(libraries(probe.clone()).await);
+    }
+    let b = store.get_balance("lib").await.unwrap();
+    assert_eq!(b.held, 0);
+    assert_eq!(
+        b.available,
+        1_000 * CREDIT - 3 * 32 * CREDIT / 2,
+        "each commit charged once"
+    );
+    let grants = store.list_grants("lib").await.unwrap();
+    assert_eq!(grants[0].spent, 3 * 32 * CREDIT / 2);
 }

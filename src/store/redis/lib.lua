@@ -1,6 +1,14 @@
--- lib.lua: the shared part of every account script. creditd prepends it to each operation's file
--- (reserve.lua, commit.lua, ...) and loads the result by SHA. It mirrors src/model/account.rs step
--- for step; the property test holds the two to identical answers.
+-- lib.lua: the shared part of every account script. It mirrors src/model/account.rs step for
+-- step; the property test holds the two to identical answers.
+--
+-- creditd loads lib.lua and every operation's file (reserve.lua, commit.lua, ...) as ONE Redis
+-- function library (src/store/redis/library.rs): each operation becomes a function whose body is
+-- its file, called with FCALL. lib's helpers are therefore defined once, when Redis loads the
+-- library, and not at every call as in an EVALSHA script; each call starts with begin(keys,
+-- args), which sets the call's keys, arguments, clock and state below. (As EVALSHA scripts the
+-- same code spent 6-7 us of each call re-creating lib's ~75 functions and collecting them:
+-- BENCHMARKS.md, "What moved the figures".) Redis runs one function at a time, so these
+-- per-call variables are never shared by two calls.
 --
 -- KEYS (the same for every account script; all share the shard's hash tag):
 --   KEYS[1] account state (string, msgpack)
@@ -35,14 +43,14 @@
 
 local MAX = 9007199254740991
 local OVERAGE, DEBT = '@overage', '@debt'
-local K_ACCOUNT, K_GRANTS, K_RES, K_EXPIRY, K_DUE, K_EVENTS, K_CLOCK, K_POLICIES, K_USAGE =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local K_CLOSED = KEYS[10]
-local ACCOUNT_ID = ARGV[1]
-local PLANS = {}
-if ARGV[2] ~= '' then
-  PLANS = cmsgpack.unpack(ARGV[2])
-end
+-- The call's arguments (operations read their own as ARGV[3], ...) and keys, set by begin().
+local ARGV
+local K_ACCOUNT, K_GRANTS, K_RES, K_EXPIRY, K_DUE, K_EVENTS, K_CLOCK, K_POLICIES, K_USAGE, K_CLOSED
+local ACCOUNT_ID
+local PLANS
+-- The call's time (ms) and the account's state as the call changes it (see begin()).
+local NOW
+local S
 -- The error an account script raises while the account is being rebuilt from the ledger (the
 -- store maps it to UNAVAILABLE / STORE_UNAVAILABLE): the account fails closed.
 local REBUILDING = 'CREDITD_REBUILDING account is being rebuilt from the ledger'
@@ -85,7 +93,6 @@ local function clock()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local NOW = clock()
 
 local function ok(value)
   return cmsgpack.pack({ok = value})
@@ -108,10 +115,23 @@ end
 
 -- ---- state ------------------------------------------------------------------------------------
 
-local S = {
-  a = nil, grants = {}, dirty_grants = {}, res = {}, dirty_res = {}, events = {},
-  policies = {}, dirty_policies = {}, usage = {}, dirty_usage = {},
-}
+-- Every operation's first step: the call's keys and arguments, the clock read once, and an empty
+-- state (filled by load_account(), written by flush()).
+local function begin(keys, args)
+  ARGV = args
+  K_ACCOUNT, K_GRANTS, K_RES, K_EXPIRY, K_DUE, K_EVENTS, K_CLOCK, K_POLICIES, K_USAGE, K_CLOSED =
+    keys[1], keys[2], keys[3], keys[4], keys[5], keys[6], keys[7], keys[8], keys[9], keys[10]
+  ACCOUNT_ID = args[1]
+  PLANS = {}
+  if args[2] ~= '' then
+    PLANS = cmsgpack.unpack(args[2])
+  end
+  NOW = clock()
+  S = {
+    a = nil, grants = {}, dirty_grants = {}, res = {}, dirty_res = {}, events = {},
+    policies = {}, dirty_policies = {}, usage = {}, dirty_usage = {},
+  }
+end
 
 -- A grant that nothing can change any more: expired (closed) or voided, and holding nothing.
 local function is_final(g)

@@ -1,12 +1,13 @@
-//! The Redis store: one Lua script per operation, one round trip per call.
+//! The Redis store: one Lua function per operation, one round trip (an FCALL) per call.
 //!
-//! Each operation's script is `lib.lua` followed by the operation's own file, loaded by SHA
-//! (EVALSHA; on NOSCRIPT the script is loaded and the call retried once, which `redis::Script`
-//! does). An account lives on one of S virtual shards; all its keys, its shard's due set, event
-//! stream and clock share the shard's hash tag, so every script is single-slot and the layout
-//! works unchanged on Redis Cluster. See [`keys`] for the layout.
+//! The operations are functions of one library, `lib.lua` and each operation's own file, loaded
+//! once with FUNCTION LOAD (see [`library`]: on "Function not found" the library is loaded and
+//! the call made once more). An account lives on one of S virtual shards; all its keys, its
+//! shard's due set, event stream and clock share the shard's hash tag, so every call is
+//! single-slot and the layout works unchanged on Redis Cluster. See [`keys`] for the layout.
 
 mod keys;
+pub mod library;
 pub mod restore;
 pub mod stream;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Script, ScriptInvocation};
+use redis::Script;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
@@ -23,61 +24,52 @@ use super::{ClockMode, Store};
 use crate::error::{Error, Result};
 use crate::model::*;
 pub use keys::{events as events_key, shard_of, AccountKeys};
+use library::{Function, Library};
 
 /// Most accounts the reaper settles per shard and pass.
 const REAP_BATCH: usize = 1000;
 
-const LIB: &str = include_str!("lib.lua");
-
-macro_rules! account_script {
-    ($file:literal) => {
-        Script::new(&format!("{LIB}\n{}", include_str!($file)))
-    };
+/// The account operations, each a function of the library (see [`library`]).
+struct Functions {
+    create_account: Function,
+    get_account: Function,
+    update_account: Function,
+    create_grant: Function,
+    list_grants: Function,
+    void_grant: Function,
+    quote: Function,
+    reserve: Function,
+    commit: Function,
+    release: Function,
+    extend: Function,
+    get_reservation: Function,
+    get_balance: Function,
+    settle: Function,
+    set_policy: Function,
+    get_policy: Function,
+    request_access: Function,
 }
 
-/// The scripts, each compiled once (their SHA computed once).
-struct Scripts {
-    create_account: Script,
-    get_account: Script,
-    update_account: Script,
-    create_grant: Script,
-    list_grants: Script,
-    void_grant: Script,
-    quote: Script,
-    reserve: Script,
-    commit: Script,
-    release: Script,
-    extend: Script,
-    get_reservation: Script,
-    get_balance: Script,
-    settle: Script,
-    set_policy: Script,
-    get_policy: Script,
-    request_access: Script,
-    due_accounts: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Scripts {
-            create_account: account_script!("create_account.lua"),
-            get_account: account_script!("get_account.lua"),
-            update_account: account_script!("update_account.lua"),
-            create_grant: account_script!("create_grant.lua"),
-            list_grants: account_script!("list_grants.lua"),
-            void_grant: account_script!("void_grant.lua"),
-            quote: account_script!("quote.lua"),
-            reserve: account_script!("reserve.lua"),
-            commit: account_script!("commit.lua"),
-            release: account_script!("release.lua"),
-            extend: account_script!("extend.lua"),
-            get_reservation: account_script!("get_reservation.lua"),
-            get_balance: account_script!("get_balance.lua"),
-            settle: account_script!("settle.lua"),
-            set_policy: account_script!("set_policy.lua"),
-            get_policy: account_script!("get_policy.lua"),
-            request_access: account_script!("request_access.lua"),
-            due_accounts: Script::new(include_str!("due_accounts.lua")),
+impl Functions {
+    fn new(lib: &Library) -> Self {
+        Functions {
+            create_account: lib.function("create_account"),
+            get_account: lib.function("get_account"),
+            update_account: lib.function("update_account"),
+            create_grant: lib.function("create_grant"),
+            list_grants: lib.function("list_grants"),
+            void_grant: lib.function("void_grant"),
+            quote: lib.function("quote"),
+            reserve: lib.function("reserve"),
+            commit: lib.function("commit"),
+            release: lib.function("release"),
+            extend: lib.function("extend"),
+            get_reservation: lib.function("get_reservation"),
+            get_balance: lib.function("get_balance"),
+            settle: lib.function("settle"),
+            set_policy: lib.function("set_policy"),
+            get_policy: lib.function("get_policy"),
+            request_access: lib.function("request_access"),
         }
     }
 }
@@ -109,7 +101,10 @@ pub struct RedisStore {
     /// instead of the multiplexed one (kept to measure the two; the multiplexed is faster).
     pool: Option<deadpool_redis::Pool>,
     shards: u32,
-    scripts: Scripts,
+    library: Library,
+    functions: Functions,
+    /// The shard's accounts with holds due: a plain script (it touches no account).
+    due_accounts: Script,
     /// The rate card's plans, msgpack-encoded for the scripts (empty: none).
     plans: std::sync::RwLock<Vec<u8>>,
 }
@@ -124,13 +119,16 @@ impl RedisStore {
         }
         let client =
             redis::Client::open(url).map_err(|e| Error::invalid("redis_url", e.to_string()))?;
+        let library = Library::new();
         let store = RedisStore {
             client,
             loader: std::sync::OnceLock::new(),
             conn: OnceCell::new(),
             pool: None,
             shards,
-            scripts: Scripts::new(),
+            functions: Functions::new(&library),
+            library,
+            due_accounts: Script::new(include_str!("due_accounts.lua")),
             plans: std::sync::RwLock::new(Vec::new()),
         };
         if let ClockMode::Manual(t) = clock {
@@ -218,17 +216,17 @@ impl RedisStore {
         AccountKeys::new(account_id, self.shards)
     }
 
-    /// Runs an account script: the account's ten keys, then the account id, the plans and the
-    /// operation's own arguments.
+    /// Runs an account operation: the account's ten keys, then the account id, the plans and
+    /// the operation's own arguments.
     async fn call<T: DeserializeOwned>(
         &self,
-        script: &Script,
+        function: &Function,
         account_id: &str,
         args: &[String],
     ) -> Result<T> {
-        match self.call_once(script, account_id, args).await {
+        match self.call_once(function, account_id, args).await {
             Err(Error::AccountNotFound) if self.load_missing(account_id).await? => {
-                self.call_once(script, account_id, args).await
+                self.call_once(function, account_id, args).await
             }
             other => other,
         }
@@ -236,28 +234,26 @@ impl RedisStore {
 
     async fn call_once<T: DeserializeOwned>(
         &self,
-        script: &Script,
+        function: &Function,
         account_id: &str,
         args: &[String],
     ) -> Result<T> {
         let keys = self.keys(account_id);
-        let mut inv: ScriptInvocation = script.prepare_invoke();
-        for k in keys.all() {
-            inv.key(k);
+        let all = keys.all();
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg(function.name()).arg(all.len()).arg(&all[..]);
+        {
+            let plans = self.plans.read().unwrap_or_else(|e| e.into_inner());
+            cmd.arg(account_id).arg(plans.as_slice());
         }
-        let plans = self.plans.read().map(|p| p.clone()).unwrap_or_default();
-        inv.arg(account_id).arg(plans);
         for a in args {
-            inv.arg(a.as_str());
+            cmd.arg(a.as_str());
         }
         let raw: Vec<u8> = match &self.pool {
-            None => {
-                let mut conn = self.conn().await?;
-                inv.invoke_async(&mut conn).await.map_err(store_error)?
-            }
+            None => self.fcall(&cmd, &mut self.conn().await?).await?,
             Some(pool) => {
                 let mut conn = pool.get().await.map_err(pool_error)?;
-                inv.invoke_async(&mut conn).await.map_err(store_error)?
+                self.fcall(&cmd, &mut conn).await?
             }
         };
         let reply: Reply<T> = rmp_serde::from_slice(&raw)
@@ -266,6 +262,21 @@ impl RedisStore {
             (_, Some(reason)) => Err(Error::from_reason(&reason, &reply.field, &reply.detail)),
             (Some(v), None) => Ok(v),
             (None, None) => Err(Error::Internal("empty script reply".into())),
+        }
+    }
+
+    /// One FCALL; when Redis does not hold the library, loads it and calls once more.
+    async fn fcall<C: redis::aio::ConnectionLike>(
+        &self,
+        cmd: &redis::Cmd,
+        conn: &mut C,
+    ) -> Result<Vec<u8>> {
+        match cmd.query_async(conn).await {
+            Err(e) if library::is_missing(&e) => {
+                self.library.load(conn).await.map_err(store_error)?;
+                cmd.query_async(conn).await.map_err(store_error)
+            }
+            other => other.map_err(store_error),
         }
     }
 
@@ -388,12 +399,13 @@ impl Store for RedisStore {
         // An account the ledger holds but Redis lost is written back first, so that creating it
         // again is the idempotent replay it should be, not a second account under the same id.
         self.load_missing(&req.account_id).await?;
-        self.call(&self.scripts.create_account, &req.account_id, &args)
+        self.call(&self.functions.create_account, &req.account_id, &args)
             .await
     }
 
     async fn get_account(&self, account_id: &str) -> Result<Account> {
-        self.call(&self.scripts.get_account, account_id, &[]).await
+        self.call(&self.functions.get_account, account_id, &[])
+            .await
     }
 
     async fn update_account(&self, req: UpdateAccount) -> Result<Account> {
@@ -412,7 +424,7 @@ impl Store for RedisStore {
             opt(req.top_up.map(|t| t.1)),
             req.actor.clone(),
         ];
-        self.call(&self.scripts.update_account, &req.account_id, &args)
+        self.call(&self.functions.update_account, &req.account_id, &args)
             .await
     }
 
@@ -428,17 +440,18 @@ impl Store for RedisStore {
             s(req.unit_price),
             req.actor.clone(),
         ];
-        self.call(&self.scripts.create_grant, &req.account_id, &args)
+        self.call(&self.functions.create_grant, &req.account_id, &args)
             .await
     }
 
     async fn list_grants(&self, account_id: &str) -> Result<Vec<Grant>> {
-        self.call(&self.scripts.list_grants, account_id, &[]).await
+        self.call(&self.functions.list_grants, account_id, &[])
+            .await
     }
 
     async fn void_grant(&self, account_id: &str, grant_id: &str, actor: &str) -> Result<Grant> {
         self.call(
-            &self.scripts.void_grant,
+            &self.functions.void_grant,
             account_id,
             &[s(grant_id), s(actor)],
         )
@@ -451,7 +464,8 @@ impl Store for RedisStore {
             s(req.amount),
             json_or_empty(&req.lines)?,
         ];
-        self.call(&self.scripts.quote, &req.account_id, &args).await
+        self.call(&self.functions.quote, &req.account_id, &args)
+            .await
     }
 
     async fn reserve(&self, req: Reserve) -> Result<ReserveOutcome> {
@@ -469,7 +483,7 @@ impl Store for RedisStore {
             args.push(k.clone());
             args.push(v.clone());
         }
-        self.call(&self.scripts.reserve, &req.account_id, &args)
+        self.call(&self.functions.reserve, &req.account_id, &args)
             .await
     }
 
@@ -486,24 +500,24 @@ impl Store for RedisStore {
             s(req.cost),
             json_or_empty(&req.lines)?,
         ];
-        self.call(&self.scripts.commit, &req.account_id, &args)
+        self.call(&self.functions.commit, &req.account_id, &args)
             .await
     }
 
     async fn release(&self, account_id: &str, reservation_id: &str) -> Result<ReleaseOutcome> {
-        self.call(&self.scripts.release, account_id, &[s(reservation_id)])
+        self.call(&self.functions.release, account_id, &[s(reservation_id)])
             .await
     }
 
     async fn extend(&self, req: Extend) -> Result<Reservation> {
         let args = [req.reservation_id.clone(), s(req.ttl_seconds)];
-        self.call(&self.scripts.extend, &req.account_id, &args)
+        self.call(&self.functions.extend, &req.account_id, &args)
             .await
     }
 
     async fn get_reservation(&self, account_id: &str, reservation_id: &str) -> Result<Reservation> {
         self.call(
-            &self.scripts.get_reservation,
+            &self.functions.get_reservation,
             account_id,
             &[s(reservation_id)],
         )
@@ -511,12 +525,12 @@ impl Store for RedisStore {
     }
 
     async fn get_balance(&self, account_id: &str) -> Result<Balance> {
-        self.call(&self.scripts.get_balance, account_id, &[String::new()])
+        self.call(&self.functions.get_balance, account_id, &[String::new()])
             .await
     }
 
     async fn get_subject_balance(&self, account_id: &str, subject_id: &str) -> Result<Balance> {
-        self.call(&self.scripts.get_balance, account_id, &[s(subject_id)])
+        self.call(&self.functions.get_balance, account_id, &[s(subject_id)])
             .await
     }
 
@@ -527,7 +541,8 @@ impl Store for RedisStore {
         actor: &str,
     ) -> Result<SubjectPolicy> {
         let args = [policy.subject_id.clone(), pack(&policy)?, s(actor)];
-        self.call(&self.scripts.set_policy, account_id, &args).await
+        self.call(&self.functions.set_policy, account_id, &args)
+            .await
     }
 
     async fn get_subject_policy(
@@ -535,7 +550,7 @@ impl Store for RedisStore {
         account_id: &str,
         subject_id: &str,
     ) -> Result<SubjectPolicy> {
-        self.call(&self.scripts.get_policy, account_id, &[s(subject_id)])
+        self.call(&self.functions.get_policy, account_id, &[s(subject_id)])
             .await
     }
 
@@ -547,7 +562,7 @@ impl Store for RedisStore {
     ) -> Result<()> {
         let _: bool = self
             .call(
-                &self.scripts.request_access,
+                &self.functions.request_access,
                 account_id,
                 &[s(subject_id), s(note)],
             )
@@ -571,7 +586,6 @@ impl Store for RedisStore {
         for shard in 0..self.shards {
             let mut conn = self.conn().await?;
             let due: Vec<String> = self
-                .scripts
                 .due_accounts
                 .key(keys::due(shard))
                 .key(keys::clock(shard))
@@ -580,7 +594,7 @@ impl Store for RedisStore {
                 .await
                 .map_err(store_error)?;
             for account in due {
-                let _: i64 = self.call(&self.scripts.settle, &account, &[]).await?;
+                let _: i64 = self.call(&self.functions.settle, &account, &[]).await?;
                 settled += 1;
             }
         }
