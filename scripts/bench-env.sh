@@ -5,13 +5,19 @@
 #   SERVE_FLAGS="..."  extra flags for `creditd serve` (e.g. "--redis-pool-size 16")
 #   PIN=1              Redis on CPU 1 alone, the server and the bench on CPU 0 (taskset), as when
 #                      Redis has a machine of its own; unset, the three share both cores
+#   BIN=path           run this creditd build (server and bench) instead of building this tree:
+#                      to compare two builds, run the same script with each, in turns
 # Sets: bin, tmp, shards, redis_url, grpc_target, and bench (the command prefix to run the bench).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 shards=16
 
-cargo build --release --locked -q
-bin="$PWD/target/release/creditd"
+if [ -n "${BIN:-}" ]; then
+  bin="$(realpath "$BIN")"
+else
+  cargo build --release --locked -q
+  bin="$PWD/target/release/creditd"
+fi
 tmp="$(mktemp -d /tmp/creditd-bench-XXXXXX)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 redis_port="$(free_port)"; grpc_port="$(free_port)"; http_port="$(free_port)"
@@ -38,4 +44,4 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 bench=("${pin_rest[@]}" "$bin" bench --target "$grpc_target" --redis-url "$redis_url" --shards "$shards")
-echo "machine: $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg); redis $(redis-server --version | awk '{print $3}'); serve flags: ${SERVE_FLAGS:-none}; pinned: ${PIN:-no}"
+echo "machine: $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg); redis $(redis-server --version | awk '{print $3}'); build: $bin; serve flags: ${SERVE_FLAGS:-none}; pinned: ${PIN:-no}"

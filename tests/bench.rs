@@ -105,6 +105,13 @@ fn check(report: &serde_json::Value, scenario: &str) {
     // What Redis counted: one script per call, plus the server's reaper now and then.
     let per_rpc = num("redis_scripts_per_rpc");
     assert!((1.0..1.5).contains(&per_rpc), "{report}");
+    // And the time it spent in them: a script runs tens of µs, never nothing (or a whole second).
+    let us = num("redis_us_per_script");
+    assert!(us > 1.0 && us < 1e6, "{report}");
+    assert_eq!(
+        report["server"]["redis"]["script_us_per_call"], us,
+        "{report}"
+    );
     // The server's one multiplexed connection carries every call (the goal: at most 2).
     assert!((1.0..=2.0).contains(&num("redis_clients")), "{report}");
     let per_call = num("baseline_redis_scripts_per_call");

@@ -181,8 +181,9 @@ async fn warm_up(driver: &Arc<Driver>, args: &BenchArgs) {
 #[derive(Default)]
 struct Measured {
     stats: load::Stats,
-    /// Scripts Redis ran, and calls the bench made, during the rounds (with a probe).
-    script_calls: u64,
+    /// Scripts Redis ran (and their time), and calls the bench made, during the rounds (with a
+    /// probe).
+    scripts: redis_probe::ScriptCounts,
     calls: u64,
     /// Whether Redis counted every round (else there are no Redis figures).
     counted: bool,
@@ -192,7 +193,8 @@ struct Measured {
 impl Measured {
     fn add(&mut self, other: Measured) {
         self.stats.merge(other.stats);
-        self.script_calls += other.script_calls;
+        self.scripts.calls += other.scripts.calls;
+        self.scripts.usec += other.scripts.usec;
         self.calls += other.calls;
         self.counted = other.counted && (self.rounds == 0 || self.counted);
         self.rounds += 1;
@@ -200,10 +202,15 @@ impl Measured {
 
     fn redis_figures(&self, clients: Option<u64>) -> Option<report::RedisFigures> {
         self.counted.then(|| report::RedisFigures {
-            script_calls: self.script_calls,
+            script_calls: self.scripts.calls,
             calls: self.calls,
             script_calls_per_call: if self.calls > 0 {
-                self.script_calls as f64 / self.calls as f64
+                self.scripts.calls as f64 / self.calls as f64
+            } else {
+                0.0
+            },
+            script_us_per_call: if self.scripts.calls > 0 {
+                self.scripts.usec as f64 / self.scripts.calls as f64
             } else {
                 0.0
             },
@@ -234,7 +241,7 @@ async fn measure(
     match (before, after) {
         (Ok(before), Ok(after)) => Measured {
             stats,
-            script_calls: after.saturating_sub(before),
+            scripts: after.since(before),
             calls,
             counted: true,
             rounds: 1,
@@ -319,6 +326,7 @@ fn build_report(
         baseline_client_cpu_s: baseline.as_ref().map(|b| b.client_cpu_s),
         ratio,
         redis_scripts_per_rpc: server.redis.as_ref().map(|r| r.script_calls_per_call),
+        redis_us_per_script: server.redis.as_ref().map(|r| r.script_us_per_call),
         redis_clients: server.redis.as_ref().and_then(|r| r.clients),
         rpc_p50_us: server.rpc_p50_us,
         rpc_p99_us: server.rpc_p99_us,

@@ -51,6 +51,9 @@ pub struct RedisFigures {
     /// The calls the bench made (gRPC RPCs, or store calls in the baseline).
     pub calls: u64,
     pub script_calls_per_call: f64,
+    /// Redis's own time per script call, µs (`usec` / `calls` of commandstats): the scripts' cost,
+    /// whatever the load generator and the server cost.
+    pub script_us_per_call: f64,
     /// Server phase: clients connected to Redis after the server's warm-up under load, before
     /// the baseline connects (the bench's probe excluded).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,6 +139,9 @@ pub struct Report {
     /// Scripts Redis ran per gRPC call during the server phase (with --redis-url).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_scripts_per_rpc: Option<f64>,
+    /// Redis's own time per script call during the server phase, µs (with --redis-url).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_us_per_script: Option<f64>,
     /// Redis connections the server held after its warm-up under load.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_clients: Option<u64>,
@@ -235,8 +241,8 @@ fn phase_text(name: &str, p: &Phase) -> String {
     }
     if let Some(r) = &p.redis {
         out += &format!(
-            "  redis: {} scripts for {} calls ({:.3} per call)",
-            r.script_calls, r.calls, r.script_calls_per_call
+            "  redis: {} scripts for {} calls ({:.3} per call), {:.1} µs of Redis time per script",
+            r.script_calls, r.calls, r.script_calls_per_call, r.script_us_per_call
         );
         if let Some(clients) = r.clients {
             out += &format!(", {clients} connection(s) from the server");
