@@ -89,12 +89,18 @@ async fn history(s: &dyn Store) -> Vec<Grant> {
     s.list_grants(ACCOUNT).await.unwrap()
 }
 
-#[tokio::test]
-async fn closed_grants_move_out_of_the_hot_hash_and_answer_as_the_model_does() {
+/// A Redis store on its own `redis-server` (kept alive beside it), on the manual clock at T0.
+async fn redis_store() -> (RedisServer, RedisStore) {
     let server = RedisServer::start();
     let store = RedisStore::new(&server.url(), SHARDS, ClockMode::Manual(T0))
         .await
         .unwrap();
+    (server, store)
+}
+
+#[tokio::test]
+async fn closed_grants_move_out_of_the_hot_hash_and_answer_as_the_model_does() {
+    let (_server, store) = redis_store().await;
     let model = memory_store();
     let keys = store.keys(ACCOUNT);
     let mut conn = store.connection().await.unwrap();
@@ -194,10 +200,7 @@ async fn closed_grants_move_out_of_the_hot_hash_and_answer_as_the_model_does() {
 
 #[tokio::test]
 async fn an_account_written_before_the_move_heals_at_its_next_change() {
-    let server = RedisServer::start();
-    let store = RedisStore::new(&server.url(), SHARDS, ClockMode::Manual(T0))
-        .await
-        .unwrap();
+    let (_server, store) = redis_store().await;
     let keys = store.keys(ACCOUNT);
     let mut conn = store.connection().await.unwrap();
     history(&store).await;

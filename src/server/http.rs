@@ -40,12 +40,17 @@ async fn readyz(State(health): State<Health>) -> impl IntoResponse {
     )
 }
 
+/// Rendered on the blocking pool: draining the histograms' samples since the last upkeep is work
+/// the thread that serves the calls should not wait for.
 async fn prometheus() -> impl IntoResponse {
+    let text = tokio::task::spawn_blocking(metrics::render)
+        .await
+        .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(),
+        text,
     )
 }

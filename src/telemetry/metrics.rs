@@ -57,6 +57,15 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Folds the samples the histograms collected since the last upkeep into their buckets. Until
+/// then every sample is kept (8 bytes and a timestamp each), so without it a server that nobody
+/// scrapes grows by 40-70 bytes per call, and the first scrape after a long gap drains them all
+/// at once (measured: +25 MB after 460,000 calls, then a 28 ms scrape). The server runs it every
+/// second ([`crate::server`]), off the serving thread.
+pub fn upkeep() {
+    handle().run_upkeep();
+}
+
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     let h = handle();
