@@ -4,15 +4,18 @@
 # the same run, at the same rate) and prints the medians of the pair and per-call latencies,
 # over all runs and over the runs in which the hypervisor took at most QUIET_STEAL_S seconds of
 # CPU from either phase.
-# Usage: [PIN=1] [SERVE_FLAGS="..."] [QUIET_STEAL_S=0.2] scripts/bench-latency.sh [RUNS] [DURATION_S] [bench flags...]
+# FRACTION (default 0.5) sets the open loop's rate as a share of that maximum: FRACTION=0.3 gives
+# the latency at 30% of the maximum load.
+# Usage: [PIN=1] [SERVE_FLAGS="..."] [QUIET_STEAL_S=0.2] [FRACTION=0.5] scripts/bench-latency.sh [RUNS] [DURATION_S] [bench flags...]
 runs="${1:-5}"; duration="${2:-10}"; shift 2 || shift $#
 # shellcheck source=scripts/bench-env.sh
 source "$(dirname "$0")/bench-env.sh"
 
 max="$("${bench[@]}" --concurrency 64 --duration "$duration" --json "$@" 2>/dev/null | tail -1 \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["ops_per_s"])')"
-rate="$(python3 -c "print(round($max / 2))")"
-echo "maximum: $max pairs/s (closed loop, concurrency 64); open loop at $rate pairs/s"
+fraction="${FRACTION:-0.5}"
+rate="$(python3 -c "print(round($max * $fraction))")"
+echo "maximum: $max pairs/s (closed loop, concurrency 64); open loop at $rate pairs/s ($fraction of it)"
 out="$tmp/runs.jsonl"
 for _ in $(seq "$runs"); do
   "${bench[@]}" --rate "$rate" --concurrency 512 --duration "$duration" --baseline-redis --json "$@" \
