@@ -242,6 +242,7 @@ pub async fn reconcile(args: ReconcileArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let (tx, rx) = watch::channel(false);
     if !args.http_listen.is_empty() {
         let addr: SocketAddr = args.http_listen.parse().context("invalid --http-listen")?;
         crate::telemetry::metrics::handle();
@@ -250,13 +251,13 @@ pub async fn reconcile(args: ReconcileArgs) -> Result<()> {
             .with_context(|| format!("binding {addr}"))?;
         let app = axum::Router::new().route(
             "/metrics",
-            axum::routing::get(|| async { crate::telemetry::metrics::render() }),
+            axum::routing::get(crate::telemetry::metrics::render_off_thread),
         );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
+        tokio::spawn(crate::telemetry::metrics::keep_up(rx.clone()));
     }
-    let (tx, rx) = watch::channel(false);
     let mut signals = crate::server::Signals::install()?;
     tokio::spawn(async move {
         let signal = signals.next().await;

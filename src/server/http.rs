@@ -40,12 +40,8 @@ async fn readyz(State(health): State<Health>) -> impl IntoResponse {
     )
 }
 
-/// Rendered on the blocking pool: draining the histograms' samples since the last upkeep is work
-/// the thread that serves the calls should not wait for.
 async fn prometheus() -> impl IntoResponse {
-    let text = tokio::task::spawn_blocking(metrics::render)
-        .await
-        .unwrap_or_default();
+    let text = metrics::render_off_thread().await;
     (
         [(
             header::CONTENT_TYPE,

@@ -44,8 +44,6 @@ pub const PING_INTERVAL: Duration = Duration::from_millis(500);
 pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the HTTP server and the tasks get to stop after the gRPC drain.
 const TASK_STOP_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often the histograms' samples are folded into their buckets (see `metrics::upkeep`).
-const METRICS_UPKEEP: Duration = Duration::from_secs(1);
 
 /// What an in-process server needs besides its store.
 #[derive(Debug, Clone)]
@@ -312,7 +310,7 @@ impl RunningServer {
                 halt_rx.clone(),
             )),
             tokio::spawn(publisher.clone().follow(halt_rx.clone())),
-            tokio::spawn(tasks::metrics_upkeep(METRICS_UPKEEP, halt_rx.clone())),
+            tokio::spawn(crate::telemetry::metrics::keep_up(halt_rx.clone())),
         ];
         let mut http_halt = halt_rx.clone();
         let http_app = http::router(health.clone());

@@ -1,6 +1,7 @@
 //! Background tasks of the server: the store pinger (health), the health publisher (gRPC health
-//! follows the component map), the reaper (expired holds) and the metrics upkeep. None of them
-//! panics or exits on a store error; each stops when the stop channel turns true.
+//! follows the component map) and the reaper (expired holds); beside them runs the metrics upkeep
+//! (`telemetry::metrics::keep_up`). None of them panics or exits on a store error; each stops when
+//! the stop channel turns true.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,20 +126,6 @@ pub async fn pinger(
 
 /// Settles due holds every `interval`. Failures are counted and logged once per outage; the
 /// task keeps going while the store is down.
-/// Folds the histograms' samples into their buckets every `interval`, on the blocking pool (see
-/// [`metrics::upkeep`]), so that memory stays flat whether or not anyone scrapes `/metrics`.
-pub async fn metrics_upkeep(interval: Duration, mut stop: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopped(&mut stop) => return,
-        }
-        let _ = tokio::task::spawn_blocking(metrics::upkeep).await;
-    }
-}
-
 pub async fn reaper(store: Arc<dyn Store>, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
