@@ -193,8 +193,7 @@ struct Measured {
 impl Measured {
     fn add(&mut self, other: Measured) {
         self.stats.merge(other.stats);
-        self.scripts.calls += other.scripts.calls;
-        self.scripts.usec += other.scripts.usec;
+        self.scripts = self.scripts + other.scripts;
         self.calls += other.calls;
         self.counted = other.counted && (self.rounds == 0 || self.counted);
         self.rounds += 1;

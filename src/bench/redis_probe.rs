@@ -64,6 +64,17 @@ pub struct ScriptCounts {
     pub usec: u64,
 }
 
+impl std::ops::Add for ScriptCounts {
+    type Output = ScriptCounts;
+
+    fn add(self, other: ScriptCounts) -> ScriptCounts {
+        ScriptCounts {
+            calls: self.calls + other.calls,
+            usec: self.usec + other.usec,
+        }
+    }
+}
+
 impl ScriptCounts {
     /// What was counted between `before` and `self`.
     pub fn since(self, before: ScriptCounts) -> ScriptCounts {
@@ -86,10 +97,11 @@ fn script_calls(info: &str) -> ScriptCounts {
     SCRIPT_COMMANDS
         .iter()
         .filter_map(|name| field(info, &format!("cmdstat_{name}")))
-        .fold(ScriptCounts::default(), |sum, stats| ScriptCounts {
-            calls: sum.calls + stat(stats, "calls="),
-            usec: sum.usec + stat(stats, "usec="),
+        .map(|stats| ScriptCounts {
+            calls: stat(stats, "calls="),
+            usec: stat(stats, "usec="),
         })
+        .fold(ScriptCounts::default(), |sum, counts| sum + counts)
 }
 
 #[cfg(test)]
