@@ -7,6 +7,8 @@
 #                      Redis has a machine of its own; unset, the three share both cores
 #   BIN=path           run this creditd build (server and bench) instead of building this tree:
 #                      to compare two builds, run the same script with each, in turns
+#   UDS=1              the server's gRPC on a Unix socket (unix:/PATH) instead of loopback TCP,
+#                      as for a sidecar whose caller shares its pod; Redis stays on TCP
 # Sets: bin, tmp, shards, redis_url, grpc_target, and bench (the command prefix to run the bench).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,6 +38,9 @@ fi
   --dir "$tmp" --logfile "$tmp/redis.log" --daemonize no & redis_pid=$!
 redis_url="redis://127.0.0.1:$redis_port/"
 grpc_target="127.0.0.1:$grpc_port"
+if [ "${UDS:-}" = 1 ]; then
+  grpc_target="unix:$tmp/grpc.sock"
+fi
 # shellcheck disable=SC2086
 "${pin_rest[@]}" "$bin" serve --listen "$grpc_target" --http-listen "127.0.0.1:$http_port" \
   --redis-url "$redis_url" --shards "$shards" ${SERVE_FLAGS:-} >"$tmp/serve.log" 2>&1 & serve_pid=$!
@@ -44,4 +49,4 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 bench=("${pin_rest[@]}" "$bin" bench --target "$grpc_target" --redis-url "$redis_url" --shards "$shards")
-echo "machine: $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg); redis $(redis-server --version | awk '{print $3}'); build: $bin; serve flags: ${SERVE_FLAGS:-none}; pinned: ${PIN:-no}"
+echo "machine: $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg); redis $(redis-server --version | awk '{print $3}'); build: $bin; serve flags: ${SERVE_FLAGS:-none}; pinned: ${PIN:-no}; grpc: $grpc_target"

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::api::validate::TtlLimits;
+use crate::net::ListenAddr;
 
 /// Longest TTL a deployment may allow: ten years, in seconds.
 pub const TTL_CEILING_SECONDS: u64 = 10 * 366 * 24 * 3600;
@@ -29,9 +30,11 @@ pub enum LogFormat {
 
 #[derive(Clone, clap::Args)]
 pub struct ServeArgs {
-    /// gRPC listen address (host:port) for Credits, CreditAdmin, health and reflection.
+    /// gRPC listen address for Credits, CreditAdmin, health and reflection: IP:PORT, or
+    /// unix:/PATH for a Unix socket (mode 0660: its owner and group may connect), for a caller
+    /// on the same host or in the same pod.
     #[arg(long, env = "CREDITD_LISTEN", default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
 
     /// HTTP listen address (host:port) for GET /healthz, /readyz and /metrics (Prometheus).
     #[arg(long, env = "CREDITD_HTTP_LISTEN", default_value = "127.0.0.1:9464")]
@@ -145,7 +148,7 @@ pub struct ServeArgs {
 impl Default for ServeArgs {
     fn default() -> Self {
         ServeArgs {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            listen: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 50051))),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             redis_url: None,
             shards: 16,
@@ -259,19 +262,20 @@ impl ServeArgs {
             if let Some(addr) = self.exposed_address() {
                 bail!(
                     "refusing to listen on {addr} without authorization: give --tokens FILE \
-                     (see `creditd token hash`), listen on a loopback address, or pass \
-                     --insecure-no-auth"
+                     (see `creditd token hash`), listen on a loopback address or a Unix \
+                     socket, or pass --insecure-no-auth"
                 );
             }
         }
         Ok(())
     }
 
-    /// The first listen address (gRPC, then HTTP) that is not loopback.
-    pub fn exposed_address(&self) -> Option<SocketAddr> {
-        [self.listen, self.http_listen]
+    /// The first listen address (gRPC, then HTTP) that is reachable from other machines: not
+    /// loopback, not a Unix socket.
+    pub fn exposed_address(&self) -> Option<ListenAddr> {
+        [self.listen.clone(), ListenAddr::Tcp(self.http_listen)]
             .into_iter()
-            .find(|a| !a.ip().is_loopback())
+            .find(|a| !a.is_local())
     }
 
     /// The TTL bounds the API applies (values already checked by [`ServeArgs::validate`]).
@@ -431,6 +435,7 @@ mod tests {
             &["--listen", "0.0.0.0:1", "--tokens", "t.toml"][..],
             &["--listen", "0.0.0.0:1", "--insecure-no-auth"],
             &["--listen", "[::1]:1", "--http-listen", "127.0.0.2:2"],
+            &["--listen", "unix:/run/creditd/grpc.sock"],
             &["--tls-cert", "c", "--tls-key", "k", "--tls-client-ca", "ca"],
         ] {
             assert!(parse(args).validate().is_ok(), "{args:?}");

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod error;
 pub mod ledger;
 pub mod model;
+pub mod net;
 pub mod pricing;
 pub mod store;
 

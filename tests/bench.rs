@@ -41,7 +41,7 @@ async fn bench_with(
         .flat_map(|(flag, value)| [*flag, *value]);
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_creditd"))
         .arg("bench")
-        .args(["--target", &format!("127.0.0.1:{}", server.grpc_port)])
+        .args(["--target", &server.url()])
         .args(["--redis-url", &redis.url()])
         .args(["--scenario", scenario, "--shards", SHARDS])
         .args(defaults)
@@ -241,6 +241,17 @@ async fn a_server_on_a_connection_pool_keeps_every_credit() {
     // multiplexed connection the reaper and the health pings use.
     let clients = report["redis_clients"].as_u64().expect("clients");
     assert!((2..=4).contains(&clients), "{report}");
+}
+
+#[tokio::test]
+async fn a_server_on_a_unix_socket_serves_the_bench() {
+    let redis = RedisServer::start();
+    let server =
+        CreditdServer::start_on_unix_socket(Some(&redis.url()), &["--shards", SHARDS]).await;
+    assert!(server.url().starts_with("unix:/"), "{}", server.url());
+    let report = bench(&server, &redis, "reserve-commit").await;
+    check(&report, "reserve-commit");
+    check_calls(&report, "reserve-commit");
 }
 
 #[tokio::test]

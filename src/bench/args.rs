@@ -28,7 +28,7 @@ impl Scenario {
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// The creditd gRPC server under test (HOST:PORT or http://HOST:PORT).
+    /// The creditd gRPC server under test (HOST:PORT, http://HOST:PORT or unix:/PATH).
     #[arg(long, env = "CREDITD_SERVER", value_parser = crate::cli::commands::parse_server_url)]
     pub target: String,
     /// The Redis the server uses; needed by --baseline-redis (the same scripts, called directly).

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tonic::transport::Endpoint;
 
 pub use args::{BenchArgs, Scenario};
 use redis_probe::RedisProbe;
@@ -257,15 +256,14 @@ async fn measure(
 
 async fn grpc_backend(args: &BenchArgs) -> Result<Backend> {
     let auth = BearerAuth::new(args.token.clone());
-    let endpoint = Endpoint::from_shared(args.target.clone())
+    let endpoint = crate::net::endpoint(&args.target)
         .with_context(|| format!("invalid --target {:?}", args.target))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT);
     let mut clients = Vec::new();
     let mut first = None;
     for _ in 0..args.channels.max(1) {
-        let channel = endpoint
-            .connect()
+        let channel = crate::net::connect(endpoint.clone(), &args.target)
             .await
             .with_context(|| format!("cannot connect to {}", args.target))?;
         first.get_or_insert_with(|| channel.clone());

@@ -86,7 +86,7 @@ impl ClientCommand {
 #[command(next_help_heading = "Connection")]
 pub struct Connection {
     /// The creditd gRPC server (http://HOST:PORT, or https://HOST:PORT with --ca-cert; a bare
-    /// HOST:PORT means http).
+    /// HOST:PORT means http; unix:/PATH for a server on a Unix socket).
     #[arg(
         long,
         global = true,
@@ -507,6 +507,12 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 
 /// Accepts `http://host:port` (a path-less URL) or a bare `host:port`, which means http.
 pub(crate) fn parse_server_url(text: &str) -> Result<String, String> {
+    if text.starts_with(crate::net::UNIX_PREFIX) {
+        return match crate::net::unix_path(text) {
+            Some(path) => Ok(format!("{}{}", crate::net::UNIX_PREFIX, path.display())),
+            None => Err(format!("{text:?} names no socket; use unix:/PATH")),
+        };
+    }
     let with_scheme = if text.contains("://") {
         text.to_string()
     } else {
@@ -626,7 +632,14 @@ mod tests {
 
         let cmd = parse_ok("creditd balance acme --server https://x:1 --ca-cert ca.pem");
         assert_eq!(cmd.connection().server, "https://x:1");
-        for bad in ["ftp://x:1", "http://"] {
+        for (given, kept) in [
+            ("unix:/run/creditd.sock", "unix:/run/creditd.sock"),
+            ("unix:///run/creditd.sock", "unix:/run/creditd.sock"),
+        ] {
+            let cmd = parse_ok(&format!("creditd balance acme --server {given}"));
+            assert_eq!(cmd.connection().server, kept);
+        }
+        for bad in ["ftp://x:1", "http://", "unix:", "unix://"] {
             let line = format!("creditd balance acme --server {bad}");
             assert_eq!(parse(&line).expect_err(bad).exit_code(), 2, "{bad}");
         }

@@ -24,7 +24,7 @@ pub mod token;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Status;
 
 pub use commands::ClientCommand;
@@ -90,7 +90,7 @@ fn fail(line: &str) -> ExitCode {
 
 async fn connect(connection: &commands::Connection) -> Result<Channel, String> {
     let server = connection.server.as_str();
-    let mut endpoint = Endpoint::from_shared(server.to_string())
+    let mut endpoint = crate::net::endpoint(server)
         .map_err(|e| format!("invalid --server {server:?}: {e}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT);
@@ -99,8 +99,7 @@ async fn connect(connection: &commands::Connection) -> Result<Channel, String> {
             .tls_config(tls)
             .map_err(|e| errors::describe_connect_error(&e, server))?;
     }
-    endpoint
-        .connect()
+    crate::net::connect(endpoint, server)
         .await
         .map_err(|e| errors::describe_connect_error(&e, server))
 }

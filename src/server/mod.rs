@@ -29,6 +29,7 @@ use crate::api::auth::TokenSet;
 use crate::api::{self, Authorizer, TtlLimits, MAX_DECODE_BYTES};
 use crate::config::{mask_url, ServeArgs};
 use crate::ledger::Ledger;
+use crate::net::{self, ListenAddr};
 use crate::pricing::RateCardCell;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -48,8 +49,9 @@ const TASK_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// What an in-process server needs besides its store.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// gRPC address; port 0 picks a free port (see [`RunningServer::grpc_addr`]).
-    pub grpc_addr: SocketAddr,
+    /// gRPC address: TCP (port 0 picks a free port, see [`RunningServer::grpc_addr`]) or a
+    /// Unix socket.
+    pub grpc_addr: ListenAddr,
     /// HTTP address for /healthz, /readyz, /metrics; port 0 picks a free port.
     pub http_addr: SocketAddr,
     pub ttl: TtlLimits,
@@ -71,7 +73,7 @@ impl Default for ServerOptions {
     /// Loopback with free ports, the default TTLs, a 250 ms reaper.
     fn default() -> Self {
         ServerOptions {
-            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc_addr: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             ttl: TtlLimits::default(),
             reap_interval: Duration::from_millis(250),
@@ -89,7 +91,7 @@ impl Default for ServerOptions {
 impl ServerOptions {
     pub fn from_args(args: &ServeArgs) -> Self {
         ServerOptions {
-            grpc_addr: args.listen,
+            grpc_addr: args.listen.clone(),
             http_addr: args.http_listen,
             ttl: args.ttl_limits(),
             reap_interval: args.reap_interval(),
@@ -253,10 +255,38 @@ async fn start_reconciler(
     Ok(Some((tx, task)))
 }
 
+/// The bound gRPC listener.
+enum GrpcListener {
+    Tcp(TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl GrpcListener {
+    async fn bind(addr: &ListenAddr) -> std::io::Result<Self> {
+        Ok(match addr {
+            ListenAddr::Tcp(addr) => GrpcListener::Tcp(TcpListener::bind(addr).await?),
+            ListenAddr::Unix(path) => GrpcListener::Unix(net::bind_unix(path).await?),
+        })
+    }
+
+    fn local_addr(&self) -> std::io::Result<ListenAddr> {
+        match self {
+            GrpcListener::Tcp(listener) => listener.local_addr().map(ListenAddr::Tcp),
+            GrpcListener::Unix(listener) => {
+                let addr = listener.local_addr()?;
+                let path = addr
+                    .as_pathname()
+                    .ok_or_else(|| std::io::Error::other("the gRPC Unix socket has no path"))?;
+                Ok(ListenAddr::Unix(path.to_path_buf()))
+            }
+        }
+    }
+}
+
 /// A server started in-process. Dropping it starts a shutdown without waiting for it.
 pub struct RunningServer {
-    /// The bound gRPC address (the real port when asked for port 0).
-    pub grpc_addr: SocketAddr,
+    /// The bound gRPC address (the real port when asked for port 0), or its Unix socket.
+    pub grpc_addr: ListenAddr,
     /// The bound HTTP address.
     pub http_addr: SocketAddr,
     tls: bool,
@@ -271,7 +301,7 @@ impl RunningServer {
     pub async fn start(store: Arc<dyn Store>, opts: ServerOptions) -> Result<Self> {
         metrics::handle();
         store.set_plans(pricing::plans_of(opts.rate_card.current().as_deref()));
-        let grpc_listener = TcpListener::bind(opts.grpc_addr)
+        let grpc_listener = GrpcListener::bind(&opts.grpc_addr)
             .await
             .with_context(|| format!("cannot listen for gRPC on {}", opts.grpc_addr))?;
         let http_listener = TcpListener::bind(opts.http_addr)
@@ -339,12 +369,21 @@ impl RunningServer {
                 opts.rate_card.clone(),
                 opts.ledger.clone(),
                 opts.auth.clone(),
-            ))
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
-                async move { tasks::stopped(&mut drain_rx).await },
-            );
-        let mut grpc_task = tokio::spawn(grpc);
+            ));
+        let drained = async move { tasks::stopped(&mut drain_rx).await };
+        let mut grpc_task = match grpc_listener {
+            GrpcListener::Tcp(listener) => tokio::spawn(grpc.serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                drained,
+            )),
+            GrpcListener::Unix(listener) => tokio::spawn(
+                grpc.serve_with_incoming_shutdown(net::unix_incoming(listener), drained),
+            ),
+        };
+        let socket_file = match &grpc_addr {
+            ListenAddr::Unix(path) => Some(path.clone()),
+            ListenAddr::Tcp(_) => None,
+        };
 
         let supervisor_health = health.clone();
         let grace = opts.shutdown_grace;
@@ -365,6 +404,9 @@ impl RunningServer {
                 }
                 joined = &mut grpc_task => joined,
             };
+            if let Some(path) = socket_file {
+                let _ = std::fs::remove_file(path);
+            }
             let _ = halt.send(true);
             stop_quietly(http_server).await;
             for t in background {
@@ -396,10 +438,16 @@ impl RunningServer {
         self.health.state()
     }
 
-    /// `http://host:port` of the gRPC server (`https` with TLS), for `tonic::transport::Channel`.
+    /// `http://host:port` of the gRPC server (`https` with TLS), for `tonic::transport::Channel`;
+    /// `unix:/path` on a Unix socket, for [`net::connect`].
     pub fn grpc_url(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}", self.grpc_addr)
+        match &self.grpc_addr {
+            ListenAddr::Tcp(addr) => {
+                let scheme = if self.tls { "https" } else { "http" };
+                format!("{scheme}://{addr}")
+            }
+            unix @ ListenAddr::Unix(_) => unix.to_string(),
+        }
     }
 
     /// Starts the graceful shutdown without waiting for it.

@@ -16,6 +16,7 @@ use tonic_types::StatusExt;
 use super::{RunningServer, ServerOptions};
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::net::ListenAddr;
 use crate::proto::credit_admin_client::CreditAdminClient;
 use crate::proto::credits_client::CreditsClient;
 use crate::proto::{self};
@@ -180,9 +181,9 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 }
 
 async fn channel(server: &RunningServer) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(server.grpc_url())
-        .expect("url")
-        .connect()
+    let target = server.grpc_url();
+    let endpoint = crate::net::endpoint(&target).expect("url");
+    crate::net::connect(endpoint, &target)
         .await
         .expect("connect")
 }
@@ -219,15 +220,18 @@ fn reason(status: &tonic::Status) -> String {
 #[tokio::test]
 async fn serves_the_hot_path_end_to_end() {
     let server = start(TestStore::new()).await;
-    wait_health(&server, ServingStatus::Serving).await;
-    assert_eq!(health_status(&server, "").await, ServingStatus::Serving);
+    hot_path(&server).await;
+    server.shutdown().await.expect("clean shutdown");
+}
 
-    let mut admin = CreditAdminClient::connect(server.grpc_url())
-        .await
-        .expect("admin");
-    let mut credits = CreditsClient::connect(server.grpc_url())
-        .await
-        .expect("credits");
+/// Health, an account, a grant, reserve, replay, commit, a refusal, typed errors and the
+/// metrics they leave, through `server` (over TCP or its Unix socket).
+async fn hot_path(server: &RunningServer) {
+    wait_health(server, ServingStatus::Serving).await;
+    assert_eq!(health_status(server, "").await, ServingStatus::Serving);
+
+    let mut admin = CreditAdminClient::new(channel(server).await);
+    let mut credits = CreditsClient::new(channel(server).await);
     let account = admin
         .create_account(proto::CreateAccountRequest {
             account_id: "org-1".into(),
@@ -343,7 +347,6 @@ async fn serves_the_hot_path_end_to_end() {
     );
     assert!(body.contains(r#"creditd_commit_duration_seconds_count{outcome="ok"}"#));
     assert!(!body.contains("org-1"), "no ids in metric labels");
-    server.shutdown().await.expect("clean shutdown");
 }
 
 #[tokio::test]
@@ -485,11 +488,41 @@ async fn shutdown_drains_in_flight_calls() {
         .expect("stops within the grace period")
         .expect("clean stop");
     assert!(
-        tokio::net::TcpStream::connect(server.grpc_addr)
+        tokio::net::TcpStream::connect(server.grpc_addr.to_string())
             .await
             .is_err(),
         "no longer accepting"
     );
+}
+
+#[tokio::test]
+async fn serves_on_a_unix_socket_and_removes_it_on_shutdown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("grpc.sock");
+    let on_socket = || ServerOptions {
+        grpc_addr: ListenAddr::Unix(path.clone()),
+        ..fast_options()
+    };
+    let mut server = RunningServer::start(TestStore::new(), on_socket())
+        .await
+        .expect("server starts");
+    assert_eq!(server.grpc_url(), format!("unix:{}", path.display()));
+    hot_path(&server).await;
+
+    let refused = RunningServer::start(TestStore::new(), on_socket()).await;
+    let err = match refused {
+        Ok(_) => panic!("a second server took a live socket"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("another server is listening"), "{err}");
+    assert_eq!(health_status(&server, "").await, ServingStatus::Serving);
+
+    server.trigger_shutdown();
+    tokio::time::timeout(Duration::from_secs(5), server.wait())
+        .await
+        .expect("stops within the grace period")
+        .expect("clean stop");
+    assert!(!path.exists(), "the socket file is removed on shutdown");
 }
 
 #[tokio::test]

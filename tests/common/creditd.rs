@@ -1,5 +1,5 @@
-//! A `creditd serve` process on free ports, against a given Redis or the memory store. Waits for
-//! gRPC health to say SERVING, and is killed on Drop.
+//! A `creditd serve` process on free ports (or its gRPC on a Unix socket), against a given Redis
+//! or the memory store. Waits for gRPC health to say SERVING, and is killed on Drop.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use creditd::proto::credit_admin_client::CreditAdminClient;
 use creditd::proto::credits_client::CreditsClient;
 use tempfile::TempDir;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -17,7 +17,10 @@ use super::{free_port, WAIT};
 
 pub struct CreditdServer {
     child: Option<Child>,
+    /// The gRPC port (unused when the server listens on a Unix socket).
     pub grpc_port: u16,
+    /// `http://127.0.0.1:PORT`, or `unix:/PATH` (see [`CreditdServer::start_on_unix_socket`]).
+    target: String,
     pub http_port: u16,
     logs: TempDir,
 }
@@ -26,10 +29,19 @@ impl CreditdServer {
     /// Starts `creditd serve` against `redis_url` (None = the memory store) with `extra` flags,
     /// and waits until gRPC health reports SERVING.
     pub async fn start(redis_url: Option<&str>, extra: &[&str]) -> Self {
+        Self::start_listening(redis_url, extra, false).await
+    }
+
+    /// [`CreditdServer::start`] with the gRPC listener on a Unix socket in its own temp dir.
+    pub async fn start_on_unix_socket(redis_url: Option<&str>, extra: &[&str]) -> Self {
+        Self::start_listening(redis_url, extra, true).await
+    }
+
+    async fn start_listening(redis_url: Option<&str>, extra: &[&str], unix: bool) -> Self {
         // A free port can be taken between our probe and the server's bind: then the server
         // exits at once, and we try again on other ports.
         for _ in 0..3 {
-            let server = Self::spawn(redis_url, extra);
+            let server = Self::spawn_listening(redis_url, extra, unix);
             let start = Instant::now();
             while server.child_running() && start.elapsed() < WAIT {
                 if server.health_status().await == Some(ServingStatus::Serving) {
@@ -48,15 +60,29 @@ impl CreditdServer {
 
     /// Starts `creditd serve` without waiting for readiness.
     pub fn spawn(redis_url: Option<&str>, extra: &[&str]) -> Self {
+        Self::spawn_listening(redis_url, extra, false)
+    }
+
+    fn spawn_listening(redis_url: Option<&str>, extra: &[&str], unix: bool) -> Self {
         let logs = tempfile::Builder::new()
             .prefix("creditd-serve-")
             .tempdir()
             .expect("temp dir for creditd logs");
         let grpc_port = free_port();
         let http_port = free_port();
+        let listen = if unix {
+            format!("unix:{}", logs.path().join("grpc.sock").display())
+        } else {
+            format!("127.0.0.1:{grpc_port}")
+        };
+        let target = if unix {
+            listen.clone()
+        } else {
+            format!("http://{listen}")
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_creditd"));
         cmd.arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{grpc_port}")])
+            .args(["--listen", &listen])
             .args(["--http-listen", &format!("127.0.0.1:{http_port}")]);
         if let Some(url) = redis_url {
             cmd.args(["--redis-url", url]);
@@ -71,13 +97,15 @@ impl CreditdServer {
         CreditdServer {
             child: Some(child),
             grpc_port,
+            target,
             http_port,
             logs,
         }
     }
 
+    /// Where clients dial it: `http://127.0.0.1:PORT` or `unix:/PATH`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port)
+        self.target.clone()
     }
 
     pub fn pid(&self) -> u32 {
@@ -98,11 +126,11 @@ impl CreditdServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        Endpoint::from_shared(self.url())
+        let endpoint = creditd::net::endpoint(&self.target)
             .expect("endpoint")
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .connect()
+            .timeout(Duration::from_secs(30));
+        creditd::net::connect(endpoint, &self.target)
             .await
             .unwrap_or_else(|e| panic!("connect to creditd: {e}\n{}", self.logs()))
     }
@@ -121,13 +149,11 @@ impl CreditdServer {
 
     /// The health of service "" now, or None when the server does not answer.
     pub async fn health_status(&self) -> Option<ServingStatus> {
-        let channel = Endpoint::from_shared(self.url())
+        let endpoint = creditd::net::endpoint(&self.target)
             .ok()?
             .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .ok()?;
+            .timeout(Duration::from_secs(5));
+        let channel = creditd::net::connect(endpoint, &self.target).await.ok()?;
         let answer = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: String::new(),
