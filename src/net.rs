@@ -101,8 +101,8 @@ pub async fn connect(endpoint: Endpoint, target: &str) -> Result<Channel, tonic:
 }
 
 /// Binds a Unix socket at `path`, readable and writable by its owner and group only. A socket
-/// file left by a server that is gone is replaced; a live one (something answers on it) or a
-/// file that is not a socket is an error, never removed.
+/// file left by a server that is gone (connecting to it is refused) is replaced; a live one, one
+/// we may not connect to, or a file that is not a socket is an error, never removed.
 pub async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -111,13 +111,16 @@ pub async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
                 format!("{} exists and is not a socket", path.display()),
             ));
         }
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("another server is listening on {}", path.display()),
-            ));
+        match UnixStream::connect(path).await {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)?,
+            Err(e) => return Err(e),
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another server is listening on {}", path.display()),
+                ))
+            }
         }
-        std::fs::remove_file(path)?;
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))?;

@@ -138,7 +138,7 @@ fn log_security(args: &ServeArgs, opts: &ServerOptions) {
              may charge, read and administer EVERY account. Give --tokens FILE in production."
         ),
         (None, None) => tracing::warn!(
-            "no --tokens file: authorization is off (every call allowed; loopback only)"
+            "no --tokens file: authorization is off (every call allowed; loopback or Unix socket only)"
         ),
     }
     match &opts.tls {
