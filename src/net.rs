@@ -1,5 +1,5 @@
 //! Where the gRPC server listens and where clients dial: TCP (`HOST:PORT`) or a Unix socket
-//! (`unix:/path`, gRPC's own name for one, which grpc-go, grpc-java and the C core dial as is).
+//! (`unix:/path`, gRPC's own name for one, which grpc-go and the C-core libraries dial as is).
 //!
 //! A Unix socket is for a sidecar whose caller shares its host or pod (a shared `emptyDir`):
 //! no TCP stack on either side, which costs less CPU per call than loopback TCP (BENCHMARKS.md).
