@@ -70,15 +70,12 @@ impl CreditdServer {
             .expect("temp dir for creditd logs");
         let grpc_port = free_port();
         let http_port = free_port();
-        let listen = if unix {
-            format!("unix:{}", logs.path().join("grpc.sock").display())
+        let (listen, target) = if unix {
+            let socket = format!("unix:{}", logs.path().join("grpc.sock").display());
+            (socket.clone(), socket)
         } else {
-            format!("127.0.0.1:{grpc_port}")
-        };
-        let target = if unix {
-            listen.clone()
-        } else {
-            format!("http://{listen}")
+            let addr = format!("127.0.0.1:{grpc_port}");
+            (addr.clone(), format!("http://{addr}"))
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_creditd"));
         cmd.arg("serve")
