@@ -114,6 +114,9 @@ fn check(report: &serde_json::Value, scenario: &str) {
     );
     // The server's one multiplexed connection carries every call (the goal: at most 2).
     assert!((1.0..=2.0).contains(&num("redis_clients")), "{report}");
+    // The machine's wake-up round trip, taken before the load.
+    assert!(num("wake_rtt_p50_us") > 0.0, "{report}");
+    assert!(num("wake_rtt_p99_us") >= num("wake_rtt_p50_us"), "{report}");
     let per_call = num("baseline_redis_scripts_per_call");
     assert!((1.0..1.5).contains(&per_call), "{report}");
     check_calls(report, scenario);

@@ -2,18 +2,20 @@
 //! an open loop (ops started at a fixed rate, at most N in flight, latency counted from the
 //! intended start so that a slow answer delays no measurement).
 //!
-//! The open loop's clock is a thread of its own that sleeps until each op is due (the kernel's
-//! high-resolution timer, late by tens of µs) rather than tokio's timer, which rounds every
-//! sleep up to the next millisecond; how late each op really started is measured too.
+//! The open loop runs on the runtime's worker thread, clocked by a [`Pacer`]: a Linux timerfd
+//! that the runtime's own reactor waits on, so each op starts on the kernel's high-resolution
+//! timer (tokio's timer rounds every sleep up to the next millisecond) without a thread of its
+//! own handing ops over. How late each op really started is measured too.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::pacer::Pacer;
 use super::scenario::Driver;
 
 /// The longest latency the histograms hold (longer ones are recorded as this), in µs.
@@ -160,35 +162,29 @@ async fn closed_loop(
     total
 }
 
-/// Sends `(i, intended start)` for every op due in `[started, started + duration)` at `rate`
-/// ops/s, each when it is due, from a thread of its own; stops early when the receiver is gone.
-fn pacer(
-    started: Instant,
+async fn open_loop(
+    driver: Arc<Driver>,
+    max_in_flight: usize,
     duration: Duration,
     rate: f64,
-) -> mpsc::UnboundedReceiver<(u64, Instant)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
-    let started = started.into_std();
-    std::thread::spawn(move || {
-        for i in 0u64.. {
-            let intended = started + period.mul_f64(i as f64);
-            if intended >= started + duration {
-                break;
-            }
-            let now = std::time::Instant::now();
-            if intended > now {
-                std::thread::sleep(intended - now);
-            }
-            if tx.send((i, Instant::from_std(intended))).is_err() {
-                break;
-            }
+    started: Instant,
+) -> Stats {
+    // The pacing and the ops it starts share the worker thread: an op that is due is spawned
+    // where it runs, with no thread waking another (`block_on` runs the caller elsewhere).
+    match tokio::spawn(pace(driver, max_in_flight, duration, rate, started)).await {
+        Ok(stats) => stats,
+        Err(e) => {
+            let mut stats = Stats::new();
+            stats.errors.insert(format!("PANIC/{e}"), 1);
+            stats
         }
-    });
-    rx
+    }
 }
 
-async fn open_loop(
+/// Starts op `i` at `started + i / rate` for every op due before `started + duration`, at most
+/// `max_in_flight` at once (an op due while all are busy is not started: `DROPPED`), then waits
+/// for the ops in flight.
+async fn pace(
     driver: Arc<Driver>,
     max_in_flight: usize,
     duration: Duration,
@@ -198,8 +194,14 @@ async fn open_loop(
     let permits = Arc::new(Semaphore::new(max_in_flight));
     let shared = Arc::new(Mutex::new(Stats::new()));
     let mut dropped = 0u64;
-    let mut due = pacer(started, duration, rate);
-    while let Some((i, intended)) = due.recv().await {
+    let mut pacer = Pacer::new();
+    let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+    for i in 0u64.. {
+        let intended = started + period.mul_f64(i as f64);
+        if intended >= started + duration {
+            break;
+        }
+        pacer.until(intended).await;
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             dropped += 1;
             continue;

@@ -4,7 +4,8 @@
 //! runs even while the machine's speed drifts.
 //!
 //! Rooms: [`args`] (the flags), [`scenario`] (what one op is, the bench accounts and their
-//! conservation check), [`load`] (closed and open loops), [`redis_probe`] (what Redis counted),
+//! conservation check), [`load`] (closed and open loops) and its clock [`pacer`], [`machine`]
+//! (what a wake-up costs on this machine), [`redis_probe`] (what Redis counted),
 //! [`report`] (JSON and text), [`requests`] (the store calls every bench makes), [`memory`]
 //! (`creditd bench-memory`: bytes per account and per reservation), [`ledger`]
 //! (`creditd bench-ledger`: the reconciler against the hot path).
@@ -12,7 +13,9 @@
 pub mod args;
 pub mod ledger;
 pub mod load;
+pub mod machine;
 pub mod memory;
+pub mod pacer;
 pub mod redis_probe;
 pub mod report;
 pub mod requests;
@@ -103,6 +106,14 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         }
     };
 
+    // What waking a process costs on this machine, right before the load (see `machine`).
+    let wake = tokio::task::spawn_blocking(|| machine::wake_round_trip(machine::ROUND_TRIPS))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|measured| measured)
+        .map_err(|e| eprintln!("creditd bench: no wake-up round trip: {e}"))
+        .ok();
+
     // The measured rounds, server then baseline in turn.
     let slice = duration / args.rounds;
     let mut server_total = Measured::default();
@@ -134,7 +145,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         None => None,
     };
 
-    let report = build_report(&args, server_phase, baseline_phase, round_ratios);
+    let report = build_report(&args, server_phase, baseline_phase, round_ratios, wake);
     if args.json {
         // The readable report goes to stderr, so that stdout is the JSON object alone.
         eprint!("{}", report.text());
@@ -281,6 +292,7 @@ fn build_report(
     server: Phase,
     baseline: Option<Phase>,
     round_ratios: Vec<f64>,
+    wake: Option<machine::WakeRoundTrip>,
 ) -> Report {
     let conserved =
         server.conservation.conserved && baseline.as_ref().is_none_or(|b| b.conservation.conserved);
@@ -333,6 +345,8 @@ fn build_report(
             .as_ref()
             .map(|b| server.rpc_p50_us as i64 - b.rpc_p50_us as i64),
         start_lag_p99_us: server.start_lag_p99_us,
+        wake_rtt_p50_us: wake.map(|w| w.p50_us),
+        wake_rtt_p99_us: wake.map(|w| w.p99_us),
         rounds: args.rounds,
         round_ratios,
         client_threads: args.client_threads.max(1),

@@ -158,6 +158,13 @@ pub struct Report {
     /// Open loop: p99 of how late the server phase's ops started (the generator's own delay).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_lag_p99_us: Option<u64>,
+    /// This machine's wake-up round trip before the load: one thread waking another on another
+    /// CPU over a socket and being woken back, µs (see `bench::machine`). A call through the server makes
+    /// one such round trip more than a call straight on Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake_rtt_p50_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake_rtt_p99_us: Option<f64>,
     /// Rounds the measured time was cut into (server, then baseline, in turn), and each
     /// round's ratio.
     pub rounds: u32,
@@ -210,6 +217,11 @@ impl Report {
         }
         if let Some(o) = self.rpc_overhead_p50_us {
             out += &format!("server overhead per call at p50: {o} µs\n");
+        }
+        if let (Some(p50), Some(p99)) = (self.wake_rtt_p50_us, self.wake_rtt_p99_us) {
+            out += &format!(
+                "machine: a thread wakes one on another CPU and is woken back in µs p50 {p50} p99 {p99}\n"
+            );
         }
         out += &format!("conserved: {}\n", self.conserved);
         out
