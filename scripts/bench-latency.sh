@@ -49,6 +49,9 @@ table("all runs", runs)
 # little from either phase show what creditd and Redis do; the others show the VM.
 table(f"runs with at most {quiet_s} s stolen in each phase",
       [r for r in runs if max(r["server"]["steal_s"], r["baseline"]["steal_s"]) <= quiet_s])
+wake = [r["wake_rtt_p50_us"] for r in runs if "wake_rtt_p50_us" in r]
+if wake:
+    print(f"machine: wake-up round trip across two CPUs, p50 {statistics.median(wake):.1f} µs (median of the runs)")
 print(f"runs: {len(runs)}; errors: {sum(r['errors'] + r.get('baseline_errors', 0) for r in runs)}; "
       f"conserved: {all(r['conserved'] for r in runs)}")
 PY

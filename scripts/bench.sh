@@ -21,14 +21,15 @@ import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 keys = ["ops_per_s", "p50_us", "p99_us", "baseline_ops_per_s", "baseline_p50_us", "baseline_p99_us",
         "ratio", "rpc_p50_us", "baseline_rpc_p50_us", "rpc_overhead_p50_us", "client_cpu_s",
-        "baseline_client_cpu_s", "redis_scripts_per_rpc", "redis_us_per_script", "redis_clients"]
+        "baseline_client_cpu_s", "redis_scripts_per_rpc", "redis_us_per_script", "redis_clients",
+        "wake_rtt_p50_us"]
 print("| scenario | concurrency | runs | " + " | ".join(keys) + " | ratio range | errors | conserved |")
 print("|---" * (len(keys) + 6) + "|")
 def cell(k, v):
     if k == "redis_scripts_per_rpc": return f"{v:.3f}"
     if k == "ratio": return f"{v:.2f}"
     if "cpu" in k: return f"{v:.2f}"
-    if k == "redis_us_per_script": return f"{v:.1f}"
+    if k in ("redis_us_per_script", "wake_rtt_p50_us"): return f"{v:.1f}"
     return f"{v:.0f}" if isinstance(v, float) else str(v)
 for c in sorted({r["concurrency"] for r in runs}):
     rs = [r for r in runs if r["concurrency"] == c]
