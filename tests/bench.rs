@@ -70,6 +70,7 @@ fn check(report: &serde_json::Value, scenario: &str) {
             .unwrap_or_else(|| panic!("{k} missing in {report}"))
     };
     assert_eq!(report["scenario"], scenario);
+    assert!(report["transport"].is_string(), "{report}");
     assert_eq!(report["concurrency"], 4);
     assert_eq!(num("duration_s"), 2.0);
     assert!(num("ops_per_s") > 0.0, "{report}");
@@ -227,6 +228,20 @@ async fn the_open_loop_starts_every_due_op_and_measures_how_late() {
 }
 
 #[tokio::test]
+async fn the_bench_runs_on_tonics_channel_too() {
+    let (redis, server) = servers(&[]).await;
+    let report = bench_with(
+        &server,
+        &redis,
+        "reserve-commit",
+        &["--transport", "channel"],
+    )
+    .await;
+    assert_eq!(report["transport"], "channel", "{report}");
+    check(&report, "reserve-commit");
+}
+
+#[tokio::test]
 async fn a_server_on_a_connection_pool_keeps_every_credit() {
     let (redis, server) = servers(&["--redis-pool-size", "3"]).await;
     let report = bench_with(
@@ -295,4 +310,109 @@ async fn bench_memory_measures_bytes_per_account_and_per_reservation() {
     assert!(bytes("bytes_per_resolved_reservation") > 0.0);
     assert!(bytes("stream_bytes_per_entry") > 0.0);
     assert_eq!(report["accounts"], 20);
+}
+
+/// The bench's two HTTP/2 transports under the same tonic client: the same answers, and the
+/// same typed errors (a status sent in the trailers, or alone in the headers).
+#[tokio::test]
+async fn both_transports_give_the_same_answers_and_typed_errors() {
+    use creditd::bench::args::TransportKind;
+    use creditd::bench::transport::Transport;
+    use creditd::proto::credit_admin_client::CreditAdminClient;
+    use creditd::proto::credits_client::CreditsClient;
+    use creditd::proto::{
+        CreateAccountRequest, CreateGrantRequest, Decision, GetBalanceRequest, GrantKind,
+        ReserveRequest,
+    };
+    use std::time::Duration;
+    use tonic_types::StatusExt;
+
+    let (_redis, server) = servers(&[]).await;
+    let origin = || http::Uri::from_static("http://localhost");
+    for (n, kind) in [TransportKind::H2, TransportKind::Channel]
+        .into_iter()
+        .enumerate()
+    {
+        let transport = Transport::connect(
+            kind,
+            &server.url(),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("connect");
+        let mut admin = CreditAdminClient::with_origin(transport.clone(), origin());
+        let mut credits = CreditsClient::with_origin(transport, origin());
+        let account = format!("transport-{n}");
+        admin
+            .create_account(CreateAccountRequest {
+                account_id: account.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("create account");
+        admin
+            .create_grant(CreateGrantRequest {
+                account_id: account.clone(),
+                grant_id: "g".into(),
+                kind: GrantKind::Prepaid as i32,
+                amount_micros: 5_000_000,
+                ..Default::default()
+            })
+            .await
+            .expect("grant");
+        let answer = credits
+            .reserve(ReserveRequest {
+                account_id: account.clone(),
+                reservation_id: "r1".into(),
+                subject_id: "s".into(),
+                amount_micros: 2_000_000,
+                ttl_seconds: 60,
+                ..Default::default()
+            })
+            .await
+            .expect("reserve")
+            .into_inner();
+        assert_eq!(answer.decision, Decision::Granted as i32, "{kind:?}");
+        let held = answer.reservation.expect("reservation").held_micros;
+        assert_eq!(held, 2_000_000, "{kind:?}");
+        assert_eq!(answer.balance.expect("balance").available_micros, 3_000_000);
+
+        // Bad input: INVALID_ARGUMENT with its reason, whichever transport carried it.
+        let bad = credits
+            .reserve(ReserveRequest {
+                account_id: account.clone(),
+                reservation_id: "r2".into(),
+                subject_id: "s".into(),
+                amount_micros: -1,
+                ttl_seconds: 60,
+                ..Default::default()
+            })
+            .await
+            .expect_err("a negative amount");
+        assert_eq!(
+            bad.code(),
+            tonic::Code::InvalidArgument,
+            "{kind:?}: {bad:?}"
+        );
+        let reason = bad
+            .get_error_details()
+            .error_info()
+            .map(|i| i.reason.clone());
+        assert!(reason.is_some_and(|r| !r.is_empty()), "{kind:?}: {bad:?}");
+
+        // An unknown account: NOT_FOUND.
+        let missing = credits
+            .get_balance(GetBalanceRequest {
+                account_id: format!("{account}-nobody"),
+                ..Default::default()
+            })
+            .await
+            .expect_err("no such account");
+        assert_eq!(
+            missing.code(),
+            tonic::Code::NotFound,
+            "{kind:?}: {missing:?}"
+        );
+    }
 }

@@ -26,6 +26,17 @@ impl Scenario {
     }
 }
 
+/// The HTTP/2 transport under the bench's tonic clients (see `bench::transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// tonic's generated clients over the `h2` crate's client: a unary request's HEADERS and
+    /// DATA frames leave in one write, as gRPC's own libraries send them.
+    H2,
+    /// tonic's `Channel` (hyper's client): HEADERS and DATA leave in two writes.
+    Channel,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// The creditd gRPC server under test (HOST:PORT, http://HOST:PORT or unix:/PATH).
@@ -95,6 +106,10 @@ pub struct BenchArgs {
     /// Live grants per bench account (scale: each call's script reads them all).
     #[arg(long, default_value_t = 1)]
     pub grants: usize,
+
+    /// The HTTP/2 transport under the tonic clients.
+    #[arg(long, value_enum, default_value_t = TransportKind::H2)]
+    pub transport: TransportKind,
 
     /// Outstanding holds (1 micro-credit, a day long) made before the load, spread over the
     /// accounts (scale: 1,000 against 1,000,000). Made through the same backend, concurrently.

@@ -20,6 +20,7 @@ pub mod redis_probe;
 pub mod report;
 pub mod requests;
 pub mod scenario;
+pub mod transport;
 
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -32,6 +33,7 @@ pub use args::{BenchArgs, Scenario};
 use redis_probe::RedisProbe;
 use report::{Phase, Report};
 use scenario::{Backend, Driver};
+use transport::Transport;
 
 use crate::cli::secure::BearerAuth;
 use crate::proto::credit_admin_client::CreditAdminClient;
@@ -267,24 +269,32 @@ async fn measure(
 
 async fn grpc_backend(args: &BenchArgs) -> Result<Backend> {
     let auth = BearerAuth::new(args.token.clone());
-    let endpoint = crate::net::endpoint(&args.target)
-        .with_context(|| format!("invalid --target {:?}", args.target))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT);
     let mut clients = Vec::new();
     let mut first = None;
     for _ in 0..args.channels.max(1) {
-        let channel = crate::net::connect(endpoint.clone(), &args.target)
-            .await
-            .with_context(|| format!("cannot connect to {}", args.target))?;
-        first.get_or_insert_with(|| channel.clone());
-        clients.push(CreditsClient::with_interceptor(channel, auth.clone()));
+        let transport =
+            Transport::connect(args.transport, &args.target, CONNECT_TIMEOUT, CALL_TIMEOUT)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", args.target))?;
+        first.get_or_insert_with(|| transport.clone());
+        clients.push(CreditsClient::with_origin(
+            tonic::service::interceptor::InterceptedService::new(transport, auth.clone()),
+            origin(),
+        ));
     }
-    let admin = Box::new(CreditAdminClient::with_interceptor(
-        first.expect("one channel at least"),
-        auth,
+    let admin = Box::new(CreditAdminClient::with_origin(
+        tonic::service::interceptor::InterceptedService::new(
+            first.expect("one channel at least"),
+            auth,
+        ),
+        origin(),
     ));
     Ok(Backend::Grpc { clients, admin })
+}
+
+/// The scheme and authority of the bench's requests (HTTP/2's `:scheme` and `:authority`).
+fn origin() -> http::Uri {
+    http::Uri::from_static("http://localhost")
 }
 
 fn build_report(
@@ -350,6 +360,7 @@ fn build_report(
         rounds: args.rounds,
         round_ratios,
         client_threads: args.client_threads.max(1),
+        transport: args.transport,
         baseline_pool_size: args.baseline_pool_size,
         baseline_redis_scripts_per_call: baseline
             .as_ref()

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::args::TransportKind;
 use super::load::Stats;
 use super::scenario::Conservation;
 
@@ -171,6 +172,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub round_ratios: Vec<f64>,
     pub client_threads: usize,
+    /// The HTTP/2 transport under the bench's tonic clients (`h2` or `channel`).
+    pub transport: TransportKind,
     pub baseline_pool_size: usize,
     /// Scripts per store call in the baseline (1 by construction: a check of the probe).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,7 +191,7 @@ impl Report {
     /// The human-readable report.
     pub fn text(&self) -> String {
         let mut out = format!(
-            "{} {} loop, concurrency {}{}, {} s (+{} s warm-up), {} accounts, {} channel(s)\n",
+            "{} {} loop, concurrency {}{}, {} s (+{} s warm-up), {} accounts, {} connection(s) ({:?})\n",
             self.scenario,
             self.mode,
             self.concurrency,
@@ -199,6 +202,7 @@ impl Report {
             self.warmup_s,
             self.accounts,
             self.channels,
+            self.transport,
         );
         out += &phase_text("server  ", &self.server);
         if let Some(b) = &self.baseline {

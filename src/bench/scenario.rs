@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use super::args::Scenario;
 use super::requests;
+use super::transport::Transport;
 use crate::cli::secure::BearerAuth;
 use crate::error::Error;
 use crate::model::Quote;
@@ -30,8 +30,8 @@ pub const GRANT_MICROS: i64 = 1 << 52;
 const SUBJECT: &str = "bench";
 const TTL_SECONDS: i64 = 300;
 
-type Client = CreditsClient<InterceptedService<Channel, BearerAuth>>;
-type Admin = CreditAdminClient<InterceptedService<Channel, BearerAuth>>;
+type Client = CreditsClient<InterceptedService<Transport, BearerAuth>>;
+type Admin = CreditAdminClient<InterceptedService<Transport, BearerAuth>>;
 
 /// Where the calls go.
 pub enum Backend {
