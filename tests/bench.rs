@@ -361,15 +361,16 @@ async fn both_transports_give_the_same_answers_and_typed_errors() {
             })
             .await
             .expect("grant");
+        let reserve = |id: &str, amount_micros: i64| ReserveRequest {
+            account_id: account.clone(),
+            reservation_id: id.into(),
+            subject_id: "s".into(),
+            amount_micros,
+            ttl_seconds: 60,
+            ..Default::default()
+        };
         let answer = credits
-            .reserve(ReserveRequest {
-                account_id: account.clone(),
-                reservation_id: "r1".into(),
-                subject_id: "s".into(),
-                amount_micros: 2_000_000,
-                ttl_seconds: 60,
-                ..Default::default()
-            })
+            .reserve(reserve("r1", 2_000_000))
             .await
             .expect("reserve")
             .into_inner();
@@ -380,14 +381,7 @@ async fn both_transports_give_the_same_answers_and_typed_errors() {
 
         // Bad input: INVALID_ARGUMENT with its reason, whichever transport carried it.
         let bad = credits
-            .reserve(ReserveRequest {
-                account_id: account.clone(),
-                reservation_id: "r2".into(),
-                subject_id: "s".into(),
-                amount_micros: -1,
-                ttl_seconds: 60,
-                ..Default::default()
-            })
+            .reserve(reserve("r2", -1))
             .await
             .expect_err("a negative amount");
         assert_eq!(
