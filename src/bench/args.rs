@@ -31,10 +31,19 @@ impl Scenario {
 #[serde(rename_all = "kebab-case")]
 pub enum TransportKind {
     /// tonic's generated clients over the `h2` crate's client: a unary request's HEADERS and
-    /// DATA frames leave in one write, as gRPC's own libraries send them.
+    /// DATA frames leave in one write, as grpc-go sends them.
     H2,
     /// tonic's `Channel` (hyper's client): HEADERS and DATA leave in two writes.
     Channel,
+}
+
+impl TransportKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::H2 => "h2",
+            TransportKind::Channel => "channel",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,7 +1,7 @@
 //! The open loop's clock: waits until an instant with the kernel's high-resolution timer, inside
 //! the runtime. A Linux timerfd is registered with tokio's reactor, so the thread that waits is
 //! the one that runs the ops (tokio's own timer rounds every sleep up to the next millisecond).
-//! Where there is no timerfd, it falls back to tokio's timer and says so once.
+//! Where there is no timerfd, it falls back to tokio's timer and says so.
 
 use tokio::time::Instant;
 

@@ -160,8 +160,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_lag_p99_us: Option<u64>,
     /// This machine's wake-up round trip before the load: one thread waking another on another
-    /// CPU over a socket and being woken back, µs (see `bench::machine`). A call through the server makes
-    /// one such round trip more than a call straight on Redis.
+    /// CPU over a socket and being woken back, µs (see `bench::machine`). A call through the
+    /// server makes one such round trip more than a call straight on Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wake_rtt_p50_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,7 +191,7 @@ impl Report {
     /// The human-readable report.
     pub fn text(&self) -> String {
         let mut out = format!(
-            "{} {} loop, concurrency {}{}, {} s (+{} s warm-up), {} accounts, {} connection(s) ({:?})\n",
+            "{} {} loop, concurrency {}{}, {} s (+{} s warm-up), {} accounts, {} connection(s) ({})\n",
             self.scenario,
             self.mode,
             self.concurrency,
@@ -202,7 +202,7 @@ impl Report {
             self.warmup_s,
             self.accounts,
             self.channels,
-            self.transport,
+            self.transport.name(),
         );
         out += &phase_text("server  ", &self.server);
         if let Some(b) = &self.baseline {

@@ -172,10 +172,11 @@ impl Transport {
                         }
                         None => {
                             let uri: http::Uri = target.parse()?;
-                            let authority = uri
-                                .authority()
-                                .ok_or_else(|| format!("no HOST:PORT in {target}"))?;
-                            let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+                            let host = uri.host().ok_or_else(|| format!("no host in {target}"))?;
+                            // An IPv6 address comes bracketed, as in the URL.
+                            let host = host.trim_start_matches('[').trim_end_matches(']');
+                            let port = uri.port_u16().unwrap_or(80);
+                            let stream = tokio::net::TcpStream::connect((host, port)).await?;
                             stream.set_nodelay(true)?;
                             H2Channel::handshake(stream).await.map_err(BoxError::from)
                         }
