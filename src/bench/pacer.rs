@@ -20,9 +20,6 @@ impl Pacer {
 
     /// Returns at `when` (at once if it has passed).
     pub async fn until(&mut self, when: Instant) {
-        if when <= Instant::now() {
-            return;
-        }
         if let Some(timer) = &self.timer {
             match timer.wait(when.into_std()).await {
                 Ok(()) => return,
