@@ -9,6 +9,8 @@
 #                      to compare two builds, run the same script with each, in turns
 #   UDS=1              the server's gRPC on a Unix socket (unix:/PATH) instead of loopback TCP,
 #                      as for a sidecar whose caller shares its pod; Redis stays on TCP
+#   REDIS_UDS=1        Redis on a Unix socket (redis+unix:///PATH) for the server and the bench's
+#                      baseline alike, instead of loopback TCP
 # Sets: bin, tmp, shards, redis_url, grpc_target, and bench (the command prefix to run the bench).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,8 +37,12 @@ if [ "${PIN:-}" = 1 ]; then
   pin_redis=(taskset -c 1); pin_rest=(taskset -c 0)
 fi
 "${pin_redis[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-  --dir "$tmp" --logfile "$tmp/redis.log" --daemonize no & redis_pid=$!
+  --dir "$tmp" --logfile "$tmp/redis.log" --daemonize no --unixsocket "$tmp/redis.sock" \
+  --unixsocketperm 700 & redis_pid=$!
 redis_url="redis://127.0.0.1:$redis_port/"
+if [ "${REDIS_UDS:-}" = 1 ]; then
+  redis_url="redis+unix://$tmp/redis.sock"
+fi
 grpc_target="127.0.0.1:$grpc_port"
 if [ "${UDS:-}" = 1 ]; then
   grpc_target="unix:$tmp/grpc.sock"
@@ -49,4 +55,4 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 bench=("${pin_rest[@]}" "$bin" bench --target "$grpc_target" --redis-url "$redis_url" --shards "$shards")
-echo "machine: $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg); redis $(redis-server --version | awk '{print $3}'); build: $bin; serve flags: ${SERVE_FLAGS:-none}; pinned: ${PIN:-no}; grpc: $grpc_target"
+echo "machine: $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg); redis $(redis-server --version | awk '{print $3}'); build: $bin; serve flags: ${SERVE_FLAGS:-none}; pinned: ${PIN:-no}; grpc: $grpc_target; redis: $redis_url"

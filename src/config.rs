@@ -76,8 +76,9 @@ pub struct ServeArgs {
     pub shutdown_grace_seconds: u64,
 
     /// Threads serving calls. One is the fastest measured for a sidecar whose calls wait on
-    /// Redis (fewer wake-ups across threads: +10-15% pairs/s on 2 cores, see BENCHMARKS.md);
-    /// raise it for a shared deployment on a bigger machine, or with --reconcile.
+    /// Redis (fewer wake-ups across threads: +10-15% pairs/s on 2 cores, see BENCHMARKS.md), and
+    /// runs a current-thread runtime, which sends the answers and script calls ready at once in
+    /// one write; raise it for a shared deployment on a bigger machine, or with --reconcile.
     #[arg(long, env = "CREDITD_WORKER_THREADS", default_value_t = 1)]
     pub worker_threads: usize,
 

@@ -48,17 +48,20 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    match &cli.command {
-        Command::Serve(args) => {
-            runtime.worker_threads(args.worker_threads.clamp(1, 1024));
-        }
+    let mut runtime = match &cli.command {
+        Command::Serve(args) => serving_runtime(args.worker_threads),
         Command::Bench(args) => {
+            // A multi-thread runtime even for one thread: its LIFO slot sends each call as soon as
+            // the one before it is answered, which keeps Redis busiest in the baseline phase (a
+            // current-thread bench batched its calls and lowered the baseline's rate at
+            // concurrency 16 by a quarter: BENCHMARKS.md, session L).
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
             runtime.worker_threads(args.client_threads.clamp(1, 1024));
+            runtime
         }
-        _ => {}
-    }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime.enable_all();
     match runtime.build() {
         Ok(rt) => rt.block_on(run(cli)),
         Err(e) => {
@@ -66,6 +69,20 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The server's runtime. With one serving thread (the default) it is a current-thread runtime:
+/// tasks run in the order they were woken, so the gRPC answers and the Redis calls that become
+/// ready in one turn leave in one write each. A multi-thread runtime's "LIFO slot" runs a woken
+/// task next instead, so each answer and each script call went out in its own write: two per call.
+/// Batching them cut the server's CPU per call by a quarter to a third (BENCHMARKS.md, session L).
+fn serving_runtime(worker_threads: usize) -> tokio::runtime::Builder {
+    if worker_threads <= 1 {
+        return tokio::runtime::Builder::new_current_thread();
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.worker_threads(worker_threads.min(1024));
+    runtime
 }
 
 async fn run(cli: Cli) -> std::process::ExitCode {
@@ -128,5 +145,58 @@ fn exit_code(result: anyhow::Result<std::process::ExitCode>) -> std::process::Ex
             eprintln!("creditd: {e:#}");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serving_runtime;
+    use tokio::runtime::RuntimeFlavor;
+
+    fn flavor(worker_threads: usize) -> RuntimeFlavor {
+        let runtime = serving_runtime(worker_threads)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.handle().runtime_flavor()
+    }
+
+    #[test]
+    fn one_serving_thread_runs_tasks_in_the_order_they_were_woken() {
+        assert_eq!(flavor(1), RuntimeFlavor::CurrentThread);
+        let runtime = serving_runtime(1).enable_all().build().unwrap();
+        let order = runtime.block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            // Each task wakes the next one; a LIFO slot would run "woken" before "second".
+            let (wake, woken) = tokio::sync::oneshot::channel::<()>();
+            let t = tx.clone();
+            let waiter = tokio::spawn(async move {
+                woken.await.unwrap();
+                t.send("woken").unwrap();
+            });
+            tokio::task::yield_now().await;
+            let t = tx.clone();
+            let first = tokio::spawn(async move {
+                wake.send(()).unwrap();
+                t.send("first").unwrap();
+            });
+            let t = tx.clone();
+            let second = tokio::spawn(async move { t.send("second").unwrap() });
+            for task in [waiter, first, second] {
+                task.await.unwrap();
+            }
+            drop(tx);
+            let mut order = Vec::new();
+            while let Some(step) = rx.recv().await {
+                order.push(step);
+            }
+            order
+        });
+        assert_eq!(order, ["first", "second", "woken"]);
+    }
+
+    #[test]
+    fn more_serving_threads_share_a_multi_thread_runtime() {
+        assert_eq!(flavor(4), RuntimeFlavor::MultiThread);
     }
 }
