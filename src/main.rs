@@ -51,8 +51,8 @@ fn main() -> std::process::ExitCode {
     let mut runtime = match &cli.command {
         Command::Serve(args) => serving_runtime(args.worker_threads),
         Command::Bench(args) => {
-            // A multi-thread runtime even for one thread: its LIFO slot sends each call as soon as
-            // the one before it is answered, which keeps Redis busiest in the baseline phase (a
+            // A multi-thread runtime even for one thread: its LIFO slot sends each call the moment
+            // a task makes it, which keeps Redis busiest in the baseline phase (a
             // current-thread bench batched its calls and lowered the baseline's rate at
             // concurrency 16 by a quarter: BENCHMARKS.md, session L).
             let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -72,10 +72,12 @@ fn main() -> std::process::ExitCode {
 }
 
 /// The server's runtime. With one serving thread (the default) it is a current-thread runtime:
-/// tasks run in the order they were woken, so the gRPC answers and the Redis calls that become
-/// ready in one turn leave in one write each. A multi-thread runtime's "LIFO slot" runs a woken
-/// task next instead, so each answer and each script call went out in its own write: two per call.
-/// Batching them cut the server's CPU per call by a quarter to a third (BENCHMARKS.md, session L).
+/// tasks run in the order they were woken, so the script calls that become ready in one turn
+/// leave in one write to Redis, and the answers in one write to the caller. A multi-thread
+/// runtime's "LIFO slot" runs a woken task next instead, so each script call and each answer
+/// went out in its own write: two per call. Batching cut the server's CPU per call by a quarter
+/// to two fifths under concurrency; in a closed loop of 16 calls Redis then waits for each
+/// turn's batch (BENCHMARKS.md, session L).
 fn serving_runtime(worker_threads: usize) -> tokio::runtime::Builder {
     if worker_threads <= 1 {
         return tokio::runtime::Builder::new_current_thread();
@@ -167,7 +169,8 @@ mod tests {
         let runtime = serving_runtime(1).enable_all().build().unwrap();
         let order = runtime.block_on(async {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            // Each task wakes the next one; a LIFO slot would run "woken" before "second".
+            // "first" wakes the waiter while "second" is already queued: run in the order they
+            // were woken, "second" comes before "woken"; a LIFO slot would run "woken" next.
             let (wake, woken) = tokio::sync::oneshot::channel::<()>();
             let t = tx.clone();
             let waiter = tokio::spawn(async move {
