@@ -55,9 +55,7 @@ fn main() -> std::process::ExitCode {
             // a task makes it, which keeps Redis busiest in the baseline phase (a
             // current-thread bench batched its calls and lowered the baseline's rate at
             // concurrency 16 by a quarter: BENCHMARKS.md, session L).
-            let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            runtime.worker_threads(args.client_threads.clamp(1, 1024));
-            runtime
+            multi_thread(args.client_threads)
         }
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
@@ -82,8 +80,13 @@ fn serving_runtime(worker_threads: usize) -> tokio::runtime::Builder {
     if worker_threads <= 1 {
         return tokio::runtime::Builder::new_current_thread();
     }
+    multi_thread(worker_threads)
+}
+
+/// A multi-thread runtime with `threads` workers (1 to 1024).
+fn multi_thread(threads: usize) -> tokio::runtime::Builder {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.worker_threads(worker_threads.min(1024));
+    runtime.worker_threads(threads.clamp(1, 1024));
     runtime
 }
 
